@@ -1,0 +1,40 @@
+"""``python -m ctdkit.collect``: collect Meta-World rollouts into Minari datasets."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+from ctdkit.collect import CollectConfig, CollectResult, collect
+
+
+def print_result(result: CollectResult) -> None:
+    table = Table(title=f"{result.group_id}  ({result.seconds:.1f} s)")
+    for column in ("task", "episodes", "steps", "success", "mean return", "dataset id"):
+        table.add_column(column)
+    for t in result.tasks:
+        table.add_row(
+            t.task,
+            str(t.episodes),
+            str(t.steps),
+            f"{t.success_rate:.2f}",
+            f"{t.mean_return:.1f}",
+            t.dataset_id,
+        )
+    console = Console()
+    console.print(table)
+    console.print(f"mean success {result.success_rate:.3f}; written to {result.root}")
+    console.print(f"content checksum {result.checksum}")
+    console.print(f"load it with: ctdkit.data.load_transitions({result.group_id!r})")
+
+
+def main(config: CollectConfig) -> None:
+    print_result(collect(config))
+
+
+if __name__ == "__main__":
+    from ctdkit.cli import run_cli
+
+    sys.exit(run_cli(CollectConfig, main, description=__doc__))

@@ -1,0 +1,84 @@
+"""Configuration of a collection run (doubles as the ``python -m ctdkit.collect`` CLI)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ctdkit.envs.make import MAX_EPISODE_STEPS
+from ctdkit.envs.tasks import resolve_tasks, task_set_name
+from ctdkit.policies.scripted import DEFAULT_LOG_STD_FLOOR
+
+
+@dataclass
+class CollectConfig:
+    """Collect Meta-World rollouts into one Minari dataset per task, grouped under one id."""
+
+    tasks: tuple[str, ...] = ("MT10",)
+    """Task set (MT10, MT50) and/or task names, e.g. `MT10` or `reach-v3 push-v3`."""
+    episodes_per_task: int = 3
+    """Episodes stored per task."""
+    policy: Literal["scripted", "random"] = "scripted"
+    """Acting policy: Meta-World's scripted expert or uniform random actions."""
+    noise: float = 0.0
+    """Std of Gaussian action noise added to the scripted expert's action (then clipped)."""
+    log_std_floor: float = DEFAULT_LOG_STD_FLOOR
+    """Smallest log-std written as the expert label (keeps labels finite at noise 0)."""
+    seed: int = 0
+    """Fixes the goal configurations (env seed) and every episode's seed."""
+    workers: int = 1
+    """Worker processes; the data are identical for any count."""
+    dataset_id: str | None = None
+    """Group id with a version suffix, e.g. `ctdkit/mt10-scripted-v0` (default: derived)."""
+    data_format: Literal["hdf5", "arrow"] = "hdf5"
+    """Minari storage format."""
+    max_episode_steps: int = MAX_EPISODE_STEPS
+    """Episode length (time-limit truncation), at most Meta-World's 500."""
+    ref_episodes: int = 3
+    """Random and noise-free expert episodes per task run (not stored) for ref_min/max_score."""
+    overwrite: bool = False
+    """Replace existing datasets of this id (and discard an interrupted run's staging)."""
+    resume: bool = False
+    """Finish an interrupted run of the same config from its staged episodes."""
+    root: Path | None = None
+    """Minari datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets)."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def resolved_tasks(self) -> tuple[str, ...]:
+        return resolve_tasks(self.tasks)
+
+    def resolved_dataset_id(self) -> str:
+        """The explicit id, or one derived from task set, policy and noise."""
+        if self.dataset_id is not None:
+            return self.dataset_id
+        tasks = self.resolved_tasks()
+        set_name = task_set_name(tasks)
+        if set_name == "MT1":
+            stem = tasks[0].removesuffix("-v3")
+        elif set_name == "custom":
+            stem = f"custom{len(tasks)}"
+        else:
+            stem = set_name.lower()
+        noise = f"-noise{self.noise:g}".replace(".", "p") if self.noise else ""
+        return f"ctdkit/{stem}-{self.policy}{noise}-v0"
+
+    def fingerprint(self) -> dict:
+        """The fields that determine the data; a resumed run must match them exactly."""
+        keep = [
+            "episodes_per_task",
+            "policy",
+            "noise",
+            "log_std_floor",
+            "seed",
+            "data_format",
+            "max_episode_steps",
+            "ref_episodes",
+        ]
+        fields = {name: getattr(self, name) for name in keep}
+        return {"tasks": list(self.resolved_tasks()), **fields}
+
+    def replace(self, **changes) -> CollectConfig:
+        return dataclasses.replace(self, **changes)

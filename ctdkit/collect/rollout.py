@@ -1,0 +1,75 @@
+"""Run one episode of a policy in an env and return it as whole arrays.
+
+A plain loop into preallocated numpy arrays: no per-step tree-mapping (Minari's DataCollector
+costs 20-25% per step), so collection runs at the bare env+policy loop's speed.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from ctdkit.data.episode import INFO_EXPERT_LOG_STD, INFO_EXPERT_MEAN, INFO_SUCCESS, EpisodeData
+from ctdkit.policies.base import Policy, check_finite
+
+
+def rollout_episode(env: gym.Env, policy: Policy, seed: int) -> EpisodeData:
+    """Reset ``env`` and ``policy`` with ``seed`` and run until terminated or truncated.
+
+    ``env`` must have a time limit (every ``ctdkit`` env does). Metadata filled here:
+    ``success`` (``info["success"]`` true at any step), ``return``, ``length``; the caller adds
+    task and policy fields (Minari stores ``seed`` itself).
+    """
+    limit = env.spec.max_episode_steps if env.spec is not None else None
+    if limit is None:
+        raise ValueError("rollout_episode needs an env with a time limit (max_episode_steps)")
+    obs_dim = env.observation_space.shape[0]
+    act_dim = env.action_space.shape[0]
+    observations = np.empty((limit + 1, obs_dim), dtype=np.float64)
+    actions = np.empty((limit, act_dim), dtype=np.float32)
+    rewards = np.empty(limit, dtype=np.float64)
+    terminations = np.zeros(limit, dtype=bool)
+    truncations = np.zeros(limit, dtype=bool)
+    means = np.empty((limit + 1, act_dim), dtype=np.float32)
+    log_stds = np.empty((limit + 1, act_dim), dtype=np.float32)
+    success = np.zeros((limit + 1, 1), dtype=bool)
+
+    policy.reset(seed)
+    obs, _ = env.reset(seed=seed)
+    observations[0] = obs
+    t = 0
+    while True:
+        step = check_finite(policy.act(obs), policy.name)
+        means[t], log_stds[t] = step.mean, step.log_std
+        obs, reward, terminated, truncated, info = env.step(step.action)
+        actions[t], rewards[t] = step.action, reward
+        terminations[t], truncations[t] = terminated, truncated
+        observations[t + 1] = obs
+        success[t + 1] = bool(info.get("success", 0.0))
+        t += 1
+        if terminated or truncated:
+            break
+    # label of the final observation (no action is taken there)
+    final = check_finite(policy.act(obs), policy.name)
+    means[t], log_stds[t] = final.mean, final.log_std
+
+    if not np.all(np.isfinite(observations[: t + 1])) or not np.all(np.isfinite(rewards[:t])):
+        raise FloatingPointError(f"environment {env.spec.id} produced a non-finite observation")
+    return EpisodeData(
+        observations=observations[: t + 1],
+        actions=actions[:t],
+        rewards=rewards[:t],
+        terminations=terminations[:t],
+        truncations=truncations[:t],
+        infos={
+            INFO_EXPERT_LOG_STD: log_stds[: t + 1],
+            INFO_EXPERT_MEAN: means[: t + 1],
+            INFO_SUCCESS: success[: t + 1],
+        },
+        metadata={
+            "success": bool(success.any()),
+            "return": float(rewards[:t].sum()),
+            "length": int(t),
+        },
+        seed=int(seed),
+    )

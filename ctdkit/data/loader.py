@@ -1,0 +1,210 @@
+"""Load a dataset or a multi-task group by id into aligned transition arrays.
+
+``load_transitions("ctdkit/mt10-scripted-v0")`` gives one :class:`Transitions` whose row ``t``
+is a full transition ``(obs, action, reward, next_obs, terminated, truncated)`` with its task,
+episode and step indices and the expert labels at ``obs``. Minari stores ``N + 1`` observations
+per ``N``-step episode; rows are built per episode from ``observations[:-1]`` and
+``observations[1:]``, so ``next_obs`` is the real final observation, never a reset observation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import minari
+import numpy as np
+
+from ctdkit.data.episode import INFO_EXPERT_LOG_STD, INFO_EXPERT_MEAN, INFO_SUCCESS
+from ctdkit.data.ids import parse_group_id
+from ctdkit.data.store import CTDKIT_METADATA_KEY, datasets_root, minari_root, read_group_metadata
+from ctdkit.envs.observation import apply_view
+from ctdkit.errors import CtdkitError, unknown
+
+
+@dataclass
+class TaskDatasets:
+    """A loaded group: one Minari dataset per task, in task-index order."""
+
+    dataset_id: str
+    tasks: tuple[str, ...]
+    datasets: list[minari.MinariDataset]
+    checksum: str
+
+    def __iter__(self) -> Iterator[tuple[str, minari.MinariDataset]]:
+        return iter(zip(self.tasks, self.datasets, strict=True))
+
+
+@dataclass
+class Transitions:
+    """Aligned transition arrays of one dataset or group (row = one environment step)."""
+
+    observations: np.ndarray  # (T, obs_dim) float32, through the requested view
+    actions: np.ndarray  # (T, action_dim) float32
+    rewards: np.ndarray  # (T,) float32
+    next_observations: np.ndarray  # (T, obs_dim) float32
+    terminated: np.ndarray  # (T,) bool
+    truncated: np.ndarray  # (T,) bool
+    task_index: np.ndarray  # (T,) int64, index into ``tasks``
+    episode_index: np.ndarray  # (T,) int64, episode number within the loaded group
+    step_index: np.ndarray  # (T,) int64, step within the episode
+    expert_action_mean: np.ndarray  # (T, action_dim) float32, label at ``observations``
+    expert_action_log_std: np.ndarray  # (T, action_dim) float32
+    success: np.ndarray  # (T,) bool, Meta-World's success flag after this step
+    tasks: tuple[str, ...] = ()
+    dataset_id: str = ""
+    checksum: str = ""
+    view: str = "full"
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    @property
+    def num_episodes(self) -> int:
+        return int(self.episode_index.max()) + 1 if len(self) else 0
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.type == "np.ndarray"}
+
+
+def _unreadable(dataset_id: str, error: Exception) -> CtdkitError:
+    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return CtdkitError(f"dataset {dataset_id} is corrupt or unreadable ({reason})")
+
+
+def _open(dataset_id: str) -> minari.MinariDataset:
+    try:
+        return minari.load_dataset(dataset_id)
+    except Exception as error:  # minari raises many types for damaged files
+        raise _unreadable(dataset_id, error) from error
+
+
+def _known_ids(root: Path) -> list[str]:
+    with contextlib.suppress(Exception):
+        return sorted(minari.list_local_datasets())
+    return []
+
+
+def load_datasets(dataset_id: str, root: Path | None = None) -> TaskDatasets:
+    """Open a single-task dataset (``ctdkit/mt10-scripted/reach-v0``) or a group
+    (``ctdkit/mt10-scripted-v0``) with Minari."""
+    root = Path(root) if root is not None else datasets_root()
+    with minari_root(root):
+        if (root / dataset_id / "data").is_dir():
+            dataset = _open(dataset_id)
+            meta = dataset.storage.metadata.get(CTDKIT_METADATA_KEY, {})
+            task = meta.get("task") or dataset.spec.env_spec.kwargs.get("task", dataset_id)
+            return TaskDatasets(dataset_id, (task,), [dataset], meta.get("content_checksum", ""))
+        group = parse_group_id(dataset_id)
+        entry = read_group_metadata(root, group.namespace, group.version)
+        if entry is None:
+            groups = _known_ids(root)
+            raise unknown(
+                "dataset id", dataset_id, groups or ["(no datasets in " + str(root) + ")"]
+            )
+        missing = [i for i in entry["dataset_ids"] if not (root / i / "data").is_dir()]
+        if missing:
+            raise CtdkitError(f"dataset group {dataset_id} is incomplete: {missing[0]} is missing")
+        datasets = [_open(i) for i in entry["dataset_ids"]]
+        return TaskDatasets(dataset_id, tuple(entry["tasks"]), datasets, entry["content_checksum"])
+
+
+def load_transitions(dataset_id: str, view: str = "full", root: Path | None = None) -> Transitions:
+    """Load a dataset or group as aligned transitions (see module docstring).
+
+    NaN or inf anywhere in the data is refused with an error naming the dataset and field.
+    """
+    group = load_datasets(dataset_id, root)
+    columns: dict[str, list[np.ndarray]] = {f.name: [] for f in fields(Transitions)}
+    episode_counter = 0
+    for task_index, (_task, dataset) in enumerate(group):
+        name = dataset.spec.dataset_id
+        try:
+            episodes = list(dataset.iterate_episodes())
+        except Exception as error:
+            raise _unreadable(name, error) from error
+        for episode in episodes:
+            obs = np.asarray(episode.observations)
+            n = len(episode.actions)
+            if obs.shape[0] != n + 1:
+                raise CtdkitError(
+                    f"dataset {name} episode {episode.id}: {len(obs)} observations "
+                    f"for {n} steps (expected {n + 1})"
+                )
+            infos = episode.infos
+            rows = {
+                "observations": obs[:-1],
+                "actions": episode.actions,
+                "rewards": episode.rewards,
+                "next_observations": obs[1:],
+                "terminated": episode.terminations,
+                "truncated": episode.truncations,
+                "task_index": np.full(n, task_index),
+                "episode_index": np.full(n, episode_counter),
+                "step_index": np.arange(n),
+                "expert_action_mean": infos[INFO_EXPERT_MEAN][:-1],
+                "expert_action_log_std": infos[INFO_EXPERT_LOG_STD][:-1],
+                "success": infos[INFO_SUCCESS][1:].reshape(n),
+            }
+            for key, value in rows.items():
+                value = np.asarray(value)
+                if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+                    raise CtdkitError(
+                        f"dataset {name} episode {episode.id}: {key} contains NaN or inf"
+                    )
+                columns[key].append(value)
+            episode_counter += 1
+    if episode_counter == 0:
+        raise CtdkitError(f"dataset {dataset_id} has no episodes")
+    dtypes = {
+        "terminated": bool,
+        "truncated": bool,
+        "success": bool,
+        "task_index": np.int64,
+        "episode_index": np.int64,
+        "step_index": np.int64,
+    }
+    arrays = {
+        key: np.concatenate(parts).astype(dtypes.get(key, np.float32), copy=False)
+        for key, parts in columns.items()
+        if parts
+    }
+    arrays["observations"] = apply_view(arrays["observations"], view)
+    arrays["next_observations"] = apply_view(arrays["next_observations"], view)
+    return Transitions(
+        **arrays, tasks=group.tasks, dataset_id=dataset_id, checksum=group.checksum, view=view
+    )
+
+
+def to_d3rlpy(transitions: Transitions):
+    """An aligned d3rlpy ``MDPDataset`` (d3rlpy's own ``get_minari`` misaligns by one step).
+
+    d3rlpy stores episodes as observation sequences and takes ``next_obs[t] = obs[t + 1]``.
+    A terminated episode is given its ``N`` observations with ``terminals[-1] = 1``; a truncated
+    one also gets its final observation appended (with a zero action and reward that d3rlpy
+    never samples, as a timeout's last row is not a transition), so all ``N`` transitions keep
+    their true next observation.
+    """
+    from d3rlpy.dataset import MDPDataset
+
+    t = transitions
+    ends = np.flatnonzero(np.diff(t.episode_index, append=-1) != 0)  # last row of each episode
+    appended = ~t.terminated[ends]  # truncated (or cut) episodes get their final obs appended
+    total = len(t) + int(appended.sum())
+    # destination row of each transition: shifted down by the rows appended before it
+    rows = np.arange(len(t))
+    dest = rows + np.searchsorted(ends[appended], rows, side="left")
+    observations = np.zeros((total, t.observations.shape[1]), dtype=np.float32)
+    actions = np.zeros((total, t.actions.shape[1]), dtype=np.float32)
+    rewards = np.zeros((total, 1), dtype=np.float32)
+    terminals = np.zeros(total, dtype=np.float32)
+    timeouts = np.zeros(total, dtype=np.float32)
+    observations[dest], actions[dest], rewards[dest, 0] = t.observations, t.actions, t.rewards
+    last_rows = dest[ends]
+    terminals[last_rows[~appended]] = 1.0
+    extra_rows = last_rows[appended] + 1
+    observations[extra_rows] = t.next_observations[ends[appended]]
+    timeouts[extra_rows] = 1.0
+    return MDPDataset(observations, actions, rewards, terminals, timeouts)

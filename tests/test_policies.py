@@ -1,0 +1,90 @@
+"""Experts and the random policy: labels, noise, seeding, and refusal of non-finite actions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ctdkit.collect import rollout_episode
+from ctdkit.envs import make_env
+from ctdkit.errors import CtdkitError
+from ctdkit.policies import (
+    DEFAULT_LOG_STD_FLOOR,
+    Policy,
+    PolicyStep,
+    RandomPolicy,
+    ScriptedPolicy,
+    make_policy,
+)
+
+
+def _obs():
+    return make_env("push-v3", seed=0, max_episode_steps=10).reset(seed=0)[0]
+
+
+def test_noise_free_expert_acts_its_label_with_finite_floor_log_std():
+    step = ScriptedPolicy("push-v3").act(_obs())
+    np.testing.assert_array_equal(step.action, step.mean)
+    assert step.action.dtype == np.float32 and np.all(np.abs(step.action) <= 1)
+    np.testing.assert_allclose(step.log_std, DEFAULT_LOG_STD_FLOOR)
+    assert np.all(np.isfinite(step.log_std))
+
+
+def test_noisy_expert_labels_mean_and_log_sigma_and_is_seeded():
+    policy = ScriptedPolicy("push-v3", noise=0.5)
+    obs = _obs()
+    policy.reset(11)
+    a = [policy.act(obs).action for _ in range(3)]
+    policy.reset(11)
+    b = [policy.act(obs).action for _ in range(3)]
+    np.testing.assert_array_equal(np.stack(a), np.stack(b))
+    step = policy.act(obs)
+    np.testing.assert_allclose(step.log_std, np.log(0.5), rtol=1e-6)
+    np.testing.assert_array_equal(step.mean, ScriptedPolicy("push-v3").act(obs).mean)
+    assert not np.array_equal(step.action, step.mean)
+
+
+def test_random_policy_covers_the_action_box():
+    policy = RandomPolicy()
+    policy.reset(0)
+    actions = np.stack([policy.act(None).action for _ in range(2000)])
+    assert actions.min() >= -1 and actions.max() <= 1
+    assert actions.min() < -0.99 and actions.max() > 0.99
+    np.testing.assert_allclose(actions.std(0), 1 / np.sqrt(3), atol=0.03)
+
+
+def test_policies_satisfy_the_protocol_and_unknown_kind_is_refused():
+    assert isinstance(make_policy("scripted", "reach-v3"), Policy)
+    assert isinstance(make_policy("random", "reach-v3"), Policy)
+    with pytest.raises(CtdkitError, match="unknown policy 'sac2'"):
+        make_policy("sac2", "reach-v3")
+    with pytest.raises(CtdkitError, match="noise"):
+        ScriptedPolicy("reach-v3", noise=-0.1)
+
+
+class _NaNPolicy:
+    name = "nan"
+
+    def reset(self, seed: int) -> None:
+        pass
+
+    def act(self, observation):
+        bad = np.array([0.0, np.nan, 0.0, 0.0], dtype=np.float32)
+        return PolicyStep(action=bad, mean=bad, log_std=np.zeros(4, np.float32))
+
+
+def test_nan_from_a_policy_is_refused():
+    env = make_env("reach-v3", max_episode_steps=5)
+    with pytest.raises(CtdkitError, match="policy 'nan' produced a non-finite action"):
+        rollout_episode(env, _NaNPolicy(), seed=0)
+
+
+def test_scripted_reach_succeeds():
+    env = make_env("reach-v3", seed=0, max_episode_steps=150)
+    policy = ScriptedPolicy("reach-v3")
+    successes = [rollout_episode(env, policy, seed).metadata["success"] for seed in range(10)]
+    assert np.mean(successes) >= 0.9
+    random_successes = [
+        rollout_episode(env, RandomPolicy(), seed).metadata["success"] for seed in range(10)
+    ]
+    assert np.mean(random_successes) < np.mean(successes)
