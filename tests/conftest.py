@@ -28,6 +28,7 @@ TINY = dict(
     max_episode_steps=120,
     ref_episodes=1,
     seed=3,
+    workers=1,
     progress=False,
 )
 

@@ -101,7 +101,7 @@ def test_metadata_episode_and_dataset_level(tiny):
 
 def test_same_seed_same_checksum_any_worker_count_and_format(tmp_path, tiny):
     base = dict(TINY, noise=0.3, dataset_id="test/tiny-v0")
-    two_workers = collect(CollectConfig(**base, workers=2, root=tmp_path / "a"))
+    two_workers = collect(CollectConfig(**{**base, "workers": 2}, root=tmp_path / "a"))
     assert two_workers.checksum == tiny.checksum  # 1 worker (fixture) vs 2, hdf5 and arrow
     other_seed = collect(CollectConfig(**{**base, "seed": 4}, root=tmp_path / "b"))
     assert other_seed.checksum != tiny.checksum

@@ -12,22 +12,16 @@ from ctdkit.collect import CollectConfig, CollectResult, collect
 
 def print_result(result: CollectResult) -> None:
     table = Table(title=f"{result.group_id}  ({result.seconds:.1f} s)")
-    for column in ("task", "episodes", "steps", "success", "mean return", "dataset id"):
-        table.add_column(column)
+    for column in ("task", "episodes", "steps", "success", "mean return"):
+        table.add_column(column, justify="left" if column == "task" else "right")
     for t in result.tasks:
-        table.add_row(
-            t.task,
-            str(t.episodes),
-            str(t.steps),
-            f"{t.success_rate:.2f}",
-            f"{t.mean_return:.1f}",
-            t.dataset_id,
-        )
-    console = Console()
-    console.print(table)
-    console.print(f"mean success {result.success_rate:.3f}; written to {result.root}")
-    console.print(f"content checksum {result.checksum}")
-    console.print(f"load it with: ctdkit.data.load_transitions({result.group_id!r})")
+        row = (t.task, t.episodes, t.steps, f"{t.success_rate:.2f}", f"{t.mean_return:.1f}")
+        table.add_row(*map(str, row))
+    Console().print(table)
+    print(f"mean success {result.success_rate:.3f}")
+    print(f"written to {result.root}: " + ", ".join(t.dataset_id for t in result.tasks))
+    print(f"content checksum {result.checksum}")
+    print(f"load it with: ctdkit.data.load_transitions({result.group_id!r})")
 
 
 def main(config: CollectConfig) -> None:

@@ -28,7 +28,7 @@ class CollectConfig:
     """Smallest log-std written as the expert label (keeps labels finite at noise 0)."""
     seed: int = 0
     """Fixes the goal configurations (env seed) and every episode's seed."""
-    workers: int = 1
+    workers: int = 2
     """Worker processes; the data are identical for any count."""
     dataset_id: str | None = None
     """Group id with a version suffix, e.g. `ctdkit/mt10-scripted-v0` (default: derived)."""

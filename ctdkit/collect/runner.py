@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 import shutil
 import sys
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from minari.namespace import create_namespace
 
 import ctdkit
 from ctdkit.collect.config import CollectConfig
@@ -35,18 +37,20 @@ from ctdkit.data.episode import EpisodeData
 from ctdkit.data.ids import GroupId, parse_group_id
 from ctdkit.data.store import (
     STAGING_DIRNAME,
+    RecordedEnv,
     datasets_root,
     minari_root,
     publish,
     update_group_metadata,
     write_dataset,
 )
-from ctdkit.envs.make import make_env
+from ctdkit.envs.make import make_env, validate_max_episode_steps
 from ctdkit.envs.tasks import stable_task_id, task_set_name
 from ctdkit.errors import CtdkitError, unknown
 from ctdkit.policies import POLICY_KINDS, Policy, RandomPolicy, ScriptedPolicy, make_policy
 from ctdkit.progress import progress_bar
 
+ENV_RECORD = "env.json"  # per task, beside the shards: spec and spaces of the collecting env
 #: job kinds: stored episodes, and unstored reference episodes for ref_min/ref_max_score
 KINDS = ("data", "ref-random", "ref-expert")
 
@@ -130,6 +134,12 @@ def _cached_env(task: str, seed: int, max_episode_steps: int) -> gym.Env:
     return env
 
 
+def _write_json_atomic(path: Path, obj: object) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj))
+    os.replace(tmp, path)
+
+
 def run_job(job: Job) -> JobResult:
     """Roll out one episode and write its shard (runs in a worker process or inline)."""
     seed = episode_seed(job.env_seed, job.task, job.kind, job.index)
@@ -144,6 +154,9 @@ def run_job(job: Job) -> JobResult:
         **episode.metadata,
     }
     episode.save(job.shard)
+    env_record = job.shard.parent / ENV_RECORD
+    if not env_record.exists():  # what the dataset's writer needs to know about this env
+        _write_json_atomic(env_record, RecordedEnv.describe(env))
     return JobResult(
         job.task, job.kind, episode.length, episode.metadata["success"], episode.metadata["return"]
     )
@@ -166,7 +179,7 @@ def _validate(config: CollectConfig) -> tuple[tuple[str, ...], GroupId]:
         raise CtdkitError(f"--noise must be a finite number >= 0, got {config.noise}")
     if config.data_format not in ("hdf5", "arrow"):
         raise unknown("data format", config.data_format, ("hdf5", "arrow"))
-    make_env(tasks[0], seed=config.seed, max_episode_steps=config.max_episode_steps).close()
+    validate_max_episode_steps(config.max_episode_steps)
     return tasks, parse_group_id(config.resolved_dataset_id())
 
 
@@ -276,7 +289,7 @@ def assemble_task(job: AssembleJob) -> TaskSummary:
         for kind in ("ref-random", "ref-expert")
     }
     ref_min, ref_max = _mean(refs["ref-random"]), _mean(refs["ref-expert"])
-    env = _cached_env(task, config.seed, config.max_episode_steps)
+    env = RecordedEnv(json.loads((shard_dir / ENV_RECORD).read_text()))
     dataset_id = group.task_dataset_id(task)
     stats = {"steps": 0, "success": [], "return": []}
 
@@ -377,6 +390,8 @@ def collect(config: CollectConfig) -> CollectResult:
 
     staging_root = staging / "minari"
     shutil.rmtree(staging_root, ignore_errors=True)  # a crash mid-assembly left it partial
+    with minari_root(staging_root):  # created once here: workers would race to create it
+        create_namespace(group.namespace)
     assemble = [AssembleJob(config, tasks, group, task, staging) for task in tasks]
     result = CollectResult(group_id=str(group), root=root)
     result.tasks = _map(

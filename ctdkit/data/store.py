@@ -11,6 +11,7 @@ duration of a write, and :func:`publish` moves finished datasets into the real r
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import warnings
@@ -27,6 +28,7 @@ from minari.namespace import (
     list_local_namespaces,
     update_namespace_metadata,
 )
+from minari.serialization import deserialize_space, serialize_space
 from minari.storage import get_dataset_path
 
 from ctdkit.data.checksum import content_checksum
@@ -56,6 +58,35 @@ def minari_root(path: Path) -> Iterator[Path]:
             os.environ["MINARI_DATASETS_PATH"] = previous
 
 
+class RecordedEnv(gym.Env):
+    """An env's spec and spaces, recorded where the data were collected, for Minari to store.
+
+    Building a Meta-World env costs about a second; the process that writes a dataset has no
+    need to step one. Minari reads only ``spec``, ``observation_space`` and ``action_space`` from
+    the env it is given, and ``recover_environment()`` later rebuilds the real env from the spec.
+    """
+
+    def __init__(self, description: dict[str, Any]):
+        self.spec = gym.envs.registration.EnvSpec.from_json(description["spec"])
+        self.observation_space = deserialize_space(json.loads(description["observation_space"]))
+        self.action_space = deserialize_space(json.loads(description["action_space"]))
+
+    @staticmethod
+    def describe(env: gym.Env) -> dict[str, str]:
+        """The JSON-safe record of ``env`` that :class:`RecordedEnv` is built from."""
+        return {
+            "spec": env.spec.to_json(),
+            "observation_space": serialize_space(env.observation_space),
+            "action_space": serialize_space(env.action_space),
+        }
+
+    def step(self, action):  # pragma: no cover - a record, not a simulator
+        raise NotImplementedError("RecordedEnv only describes an env; use recover_environment()")
+
+    def reset(self, *, seed=None, options=None):  # pragma: no cover
+        raise NotImplementedError("RecordedEnv only describes an env; use recover_environment()")
+
+
 def _chunks(items: Iterable[EpisodeData], size: int) -> Iterator[list[EpisodeData]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
@@ -81,7 +112,8 @@ def write_dataset(
     """Create a Minari dataset from episodes, ``chunk_episodes`` at a time (flat memory).
 
     Writes under the *current* Minari root: call inside :func:`minari_root` (staging). ``env``
-    gives the spec (what ``recover_environment`` rebuilds) and the spaces. The reference scores
+    (real, or a :class:`RecordedEnv`) gives the spec that ``recover_environment`` rebuilds, and
+    the spaces. The reference scores
     come from our own random/expert episodes and are written as metadata afterwards, so Minari
     neither runs its 100 evaluation episodes nor builds a second env. The content checksum is
     computed from the data as read back and stored under ``metadata["ctdkit"]["content_checksum"]``.

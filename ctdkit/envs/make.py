@@ -125,11 +125,7 @@ def make_env(
         max_episode_steps: time limit (truncation), at most 500.
         terminate_on_success: end an episode at its first success (Meta-World's evaluation does).
     """
-    if not 1 <= max_episode_steps <= MAX_EPISODE_STEPS:
-        raise CtdkitError(
-            f"max_episode_steps={max_episode_steps} must be in 1..{MAX_EPISODE_STEPS} "
-            "(Meta-World refuses to step past 500)"
-        )
+    validate_max_episode_steps(max_episode_steps)
     register_envs()
     return gym.make(
         env_id(task),
@@ -139,6 +135,15 @@ def make_env(
         terminate_on_success=terminate_on_success,
         disable_env_checker=True,
     )
+
+
+def validate_max_episode_steps(max_episode_steps: int) -> int:
+    if not 1 <= max_episode_steps <= MAX_EPISODE_STEPS:
+        raise CtdkitError(
+            f"max_episode_steps={max_episode_steps} must be in 1..{MAX_EPISODE_STEPS} "
+            "(Meta-World refuses to step past 500)"
+        )
+    return max_episode_steps
 
 
 def register_envs() -> None:
