@@ -1,0 +1,28 @@
+"""Evaluation: one agent interface, Meta-World's official protocol and the all-goals protocol."""
+
+from ctdkit.eval.agents import EvalAgent, MetaWorldAgent, RandomAgent, ScriptedAgent
+from ctdkit.eval.history import EpisodeHistory, Window
+from ctdkit.eval.protocols import (
+    PROTOCOLS,
+    EvalResult,
+    evaluate,
+    evaluate_all_goals,
+    evaluate_official,
+)
+from ctdkit.eval.stats import summarize, wilson_interval
+
+__all__ = [
+    "PROTOCOLS",
+    "EpisodeHistory",
+    "EvalAgent",
+    "EvalResult",
+    "MetaWorldAgent",
+    "RandomAgent",
+    "ScriptedAgent",
+    "Window",
+    "evaluate",
+    "evaluate_all_goals",
+    "evaluate_official",
+    "summarize",
+    "wilson_interval",
+]

@@ -1,0 +1,89 @@
+"""Evaluate an agent over several seeds, one JSON per seed (a rerun skips finished seeds)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Literal
+
+from ctdkit.errors import CtdkitError
+from ctdkit.eval.agents import EvalAgent, RandomAgent, ScriptedAgent
+from ctdkit.eval.protocols import EvalResult, evaluate
+from ctdkit.eval.stats import summarize
+from ctdkit.progress import progress_bar
+
+
+@dataclass
+class EvaluateConfig:
+    """Evaluate an agent on Meta-World tasks with one of the two protocols."""
+
+    agent: Literal["scripted", "random"] = "scripted"
+    """Agent to evaluate (trained agents join as their learners land)."""
+    tasks: tuple[str, ...] = ("MT10",)
+    """Task set (MT10, MT50) and/or task names."""
+    protocol: Literal["official", "all-goals"] = "official"
+    """`official` = metaworld.evaluation; `all-goals` = each goal variation once."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Evaluation seeds (they choose the goal variations: keep them apart from data seeds)."""
+    episodes: int = 50
+    """Episodes per task (official protocol)."""
+    noise: float = 0.0
+    """Gaussian action noise of the scripted agent."""
+    out: Path = Path("runs/eval")
+    """Directory for per-seed results and summary.json."""
+    progress: bool = True
+
+
+def make_agent(config: EvaluateConfig, seed: int) -> EvalAgent:
+    if config.agent == "scripted":
+        return ScriptedAgent(noise=config.noise, seed=seed)
+    return RandomAgent(seed=seed)
+
+
+def _fingerprint(config: EvaluateConfig) -> dict:
+    fields = dataclasses.asdict(config)
+    return {
+        k: (list(v) if isinstance(v, tuple) else v)
+        for k, v in fields.items()
+        if k not in ("seeds", "out", "progress")
+    }
+
+
+def run_evaluation(config: EvaluateConfig) -> dict:
+    """Evaluate every seed not already in ``config.out``, then write and return the summary."""
+    if config.episodes <= 0:
+        raise CtdkitError(f"--episodes must be > 0, got {config.episodes}")
+    config.out.mkdir(parents=True, exist_ok=True)
+    results: list[EvalResult] = []
+    with progress_bar(f"evaluate {config.agent}", len(config.seeds), config.progress) as advance:
+        for seed in config.seeds:
+            path = config.out / f"{config.protocol}-seed{seed}.json"
+            if path.exists():
+                saved = json.loads(path.read_text())
+                if saved["config"] != _fingerprint(config):
+                    raise CtdkitError(f"{path} was written by a different evaluation config")
+                results.append(EvalResult(**saved["result"]))
+            else:
+                kwargs = {"num_episodes": config.episodes} if config.protocol == "official" else {}
+                result = evaluate(
+                    make_agent(config, seed), config.tasks, config.protocol, seed, **kwargs
+                )
+                record = {"config": _fingerprint(config), "result": dataclasses.asdict(result)}
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(record))
+                os.replace(tmp, path)
+                results.append(result)
+            advance(1)
+    summary = summarize(results)
+    summary |= {
+        "config": _fingerprint(config),
+        "versions": {p: version(p) for p in ("ctdkit", "metaworld", "gymnasium", "torch")},
+        "hardware": {"machine": platform.machine(), "cpus": os.cpu_count()},
+    }
+    (config.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
