@@ -57,6 +57,7 @@ class Transitions:
     dataset_id: str = ""
     checksum: str = ""
     view: str = "full"
+    has_expert_labels: bool = True  # False: the dataset stores no labels (arrays are zeros)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -119,6 +120,7 @@ def load_transitions(dataset_id: str, view: str = "full", root: Path | None = No
     group = load_datasets(dataset_id, root)
     columns: dict[str, list[np.ndarray]] = {f.name: [] for f in fields(Transitions)}
     episode_counter = 0
+    has_labels = True
     for task_index, (_task, dataset) in enumerate(group):
         name = dataset.spec.dataset_id
         try:
@@ -134,6 +136,9 @@ def load_transitions(dataset_id: str, view: str = "full", root: Path | None = No
                     f"for {n} steps (expected {n + 1})"
                 )
             infos = episode.infos
+            labelled = INFO_EXPERT_MEAN in infos and INFO_EXPERT_LOG_STD in infos
+            has_labels = has_labels and labelled
+            no_label = np.zeros((n + 1, episode.actions.shape[1]), dtype=np.float32)
             rows = {
                 "observations": obs[:-1],
                 "actions": episode.actions,
@@ -144,8 +149,8 @@ def load_transitions(dataset_id: str, view: str = "full", root: Path | None = No
                 "task_index": np.full(n, task_index),
                 "episode_index": np.full(n, episode_counter),
                 "step_index": np.arange(n),
-                "expert_action_mean": infos[INFO_EXPERT_MEAN][:-1],
-                "expert_action_log_std": infos[INFO_EXPERT_LOG_STD][:-1],
+                "expert_action_mean": infos.get(INFO_EXPERT_MEAN, no_label)[:-1],
+                "expert_action_log_std": infos.get(INFO_EXPERT_LOG_STD, no_label)[:-1],
                 "success": infos[INFO_SUCCESS][1:].reshape(n),
             }
             for key, value in rows.items():
@@ -174,7 +179,12 @@ def load_transitions(dataset_id: str, view: str = "full", root: Path | None = No
     arrays["observations"] = apply_view(arrays["observations"], view)
     arrays["next_observations"] = apply_view(arrays["next_observations"], view)
     return Transitions(
-        **arrays, tasks=group.tasks, dataset_id=dataset_id, checksum=group.checksum, view=view
+        **arrays,
+        tasks=group.tasks,
+        dataset_id=dataset_id,
+        checksum=group.checksum,
+        view=view,
+        has_expert_labels=has_labels,
     )
 
 

@@ -1,0 +1,29 @@
+"""The collective learner as an evaluation agent (``ctdkit.eval.EvalAgent``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ctdkit.collective.learner import CollectiveSAC
+from ctdkit.eval.history import EpisodeHistory
+
+
+class CollectiveAgent:
+    """Deterministic actions of a collective learner; its context comes from the history."""
+
+    def __init__(self, learner: CollectiveSAC):
+        self.learner = learner
+        self.name = f"collective-{learner.config.conditioning}"
+        self.env_tasks: list[str] = []
+
+    def bind(self, env_tasks: Sequence[str]) -> None:
+        self.env_tasks = list(env_tasks)
+
+    def reset(self, env_mask: np.ndarray) -> None:
+        pass  # all state lives in the evaluator's history
+
+    def act(self, observations: np.ndarray, history: EpisodeHistory | None) -> np.ndarray:
+        contexts = self.learner.context.for_history(history, self.env_tasks)
+        return self.learner.predict(observations, contexts)

@@ -1,0 +1,51 @@
+"""Configuration of the collective SAC learner (doubles as a tyro CLI section)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass
+class CollectiveSACConfig:
+    r"""One multi-task SAC actor/critic on [context, observation], distilled offline.
+
+    Actor (distillation toward the experts' labels ``μ*``, ``log σ*`` stored with every step):
+
+    .. math:: L_\pi = \lVert \tanh \mu_\theta(c, s) - \mu^* \rVert^2
+              + w \, \lVert \log\sigma_\theta(c, s) - \log\sigma^* \rVert^2
+
+    Critic (policy evaluation of the distilled policy by TD on the dataset's rewards; only
+    termination stops bootstrapping — a time-limit truncation does not):
+
+    .. math:: y = r + \gamma (1 - \mathrm{terminated}) \min_{i} Q'_i(c', s', a'),\;
+              a' \sim \pi_\theta(\cdot \mid c', s'), \quad
+              L_Q = \sum_i (Q_i(c, s, a) - y)^2
+
+    TD rather than Monte-Carlo return-to-go: the data's episodes are time-limited (truncated),
+    so return-to-go labels would be biased low near the limit, while TD bootstraps through
+    truncation. The target critic starts as a copy of the critic and follows it by Polyak
+    averaging with rate ``tau``.
+    """
+
+    conditioning: Literal["ctd", "oracle", "none"] = "ctd"
+    """Context: CLS embedding (ctd), one-hot task id (oracle), or nothing (none)."""
+    view: Literal["full", "goal-hidden"] = "full"
+    """Observation view the agent sees (goal-hidden zeroes the goal slice)."""
+    hidden: tuple[int, ...] = (300, 300)
+    """Hidden layer widths of actor and critics."""
+    actor_lr: float = 2e-4
+    critic_lr: float = 2e-4
+    batch_size: int = 512
+    log_std_weight: float = 0.2
+    """Weight w of the log-std distillation term."""
+    gamma: float = 0.99
+    tau: float = 0.01
+    critic: bool = True
+    """Also learn the twin critics (each step: one actor and one critic update)."""
+    seed: int = 0
+
+    def create(self, device: str = "cpu"):
+        from ctdkit.collective.learner import CollectiveSAC
+
+        return CollectiveSAC(self, device=device)

@@ -1,0 +1,56 @@
+"""The collective agent's networks: a tanh-Gaussian actor and twin critics on [context, obs].
+
+No task id enters anywhere except through the context (a CLS embedding, a one-hot in the
+``oracle`` mode, or nothing in the ``none`` mode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width), nn.ReLU()]
+        in_dim = width
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class TanhGaussianActor(nn.Module):
+    """π(a | c, s) = tanh(N(μ, σ²)); ``log σ`` clamped to [-20, 2] as in SAC."""
+
+    def __init__(self, context_dim: int, obs_dim: int, action_dim: int, hidden: Sequence[int]):
+        super().__init__()
+        self.net = mlp(context_dim + obs_dim, hidden, 2 * action_dim)
+
+    def forward(
+        self, context: torch.Tensor, obs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self.net(torch.cat([context, obs], dim=-1)).chunk(2, dim=-1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def sample(self, context: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        mean, log_std = self(context, obs)
+        return torch.tanh(mean + log_std.exp() * torch.randn_like(mean))
+
+
+class TwinCritic(nn.Module):
+    """Two independent Q(c, s, a) heads; targets use their minimum (clipped double-Q)."""
+
+    def __init__(self, context_dim: int, obs_dim: int, action_dim: int, hidden: Sequence[int]):
+        super().__init__()
+        in_dim = context_dim + obs_dim + action_dim
+        self.q1, self.q2 = mlp(in_dim, hidden, 1), mlp(in_dim, hidden, 1)
+
+    def forward(
+        self, context: torch.Tensor, obs: torch.Tensor, action: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([context, obs, action], dim=-1)
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)

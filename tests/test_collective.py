@@ -1,0 +1,133 @@
+"""Collective SAC: distillation learns, the context is used, TD handles truncation, I/O."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from ctdkit.collect import CollectConfig, collect
+from ctdkit.collective.agent import CollectiveAgent
+from ctdkit.collective.config import CollectiveSACConfig
+from ctdkit.collective.context import make_context
+from ctdkit.collective.learner import CollectiveSAC, td_target
+from ctdkit.data import load_transitions
+from ctdkit.errors import CtdkitError
+from ctdkit.eval import RandomAgent, evaluate_all_goals
+
+TASKS = ("reach-v3", "push-v3")
+FAST = dict(batch_size=256, actor_lr=1e-3, critic=False, seed=0)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("collective")
+    result = collect(
+        CollectConfig(
+            tasks=TASKS,
+            episodes_per_task=6,
+            max_episode_steps=150,
+            noise=0.3,
+            ref_episodes=0,
+            root=root,
+            dataset_id="test/col-v0",
+            progress=False,
+        )
+    )
+    return load_transitions(result.group_id, root=result.root)
+
+
+@pytest.fixture(scope="module")
+def oracle(data):
+    learner = CollectiveSACConfig(conditioning="oracle", **FAST).create()
+    learner.fit(data, 1500, context=make_context("oracle", data), progress=False)
+    return learner
+
+
+def _action_mse(learner: CollectiveSAC, data) -> float:
+    context, _ = learner.context.for_transitions(data)
+    return float(
+        np.mean((learner.predict(data.observations, context) - data.expert_action_mean) ** 2)
+    )
+
+
+def test_td_target_bootstraps_through_truncation_but_not_termination():
+    rewards, next_q = torch.tensor([1.0, 1.0]), torch.tensor([10.0, 10.0])
+    terminated = torch.tensor([True, False])  # the second row is a truncation or a mid-episode step
+    np.testing.assert_allclose(td_target(rewards, terminated, next_q, 0.9).numpy(), [1.0, 10.0])
+
+
+def test_distillation_cuts_action_error_far_below_the_untrained_actor(data, oracle):
+    untrained = CollectiveSACConfig(conditioning="oracle", **FAST).create()
+    untrained.build(39, 4, make_context("oracle", data))
+    before, after = _action_mse(untrained, data), _action_mse(oracle, data)
+    assert after < 0.2 * before, (before, after)
+
+
+def test_distilled_policy_succeeds_where_random_does_not(oracle):
+    kwargs = dict(tasks=("reach-v3",), seed=11, goals=range(6), max_episode_steps=150)
+    ours = evaluate_all_goals(CollectiveAgent(oracle), **kwargs).mean_success
+    random = evaluate_all_goals(RandomAgent(), **kwargs).mean_success
+    assert ours >= random + 0.5, (ours, random)
+
+
+def test_the_policy_uses_its_context(data, oracle):
+    context, _ = oracle.context.for_transitions(data)
+    swapped = context[:, ::-1].copy()  # reach <-> push one-hot
+    rows = slice(0, 300)
+    a = oracle.predict(data.observations[rows], context[rows])
+    b = oracle.predict(data.observations[rows], swapped[rows])
+    assert np.abs(a - b).mean() > 0.05
+
+
+def test_save_load_gives_identical_actions_and_resumes_the_same_updates(data, oracle, tmp_path):
+    path = tmp_path / "collective.pt"
+    oracle.save(path)
+    loaded = CollectiveSAC.load(path)
+    context, _ = oracle.context.for_transitions(data)
+    np.testing.assert_array_equal(
+        loaded.predict(data.observations[:50], context[:50]),
+        oracle.predict(data.observations[:50], context[:50]),
+    )
+    assert loaded.step == oracle.step and loaded.config == oracle.config
+    # continuing from the checkpoint = continuing the original run
+    continued = CollectiveSAC.load(path)
+    first = continued.fit(data, oracle.step + 3, progress=False, log_every=1)
+    again = CollectiveSAC.load(path).fit(data, oracle.step + 3, progress=False, log_every=1)
+    assert first == again
+
+
+def test_critic_target_starts_as_the_critic_and_td_loss_falls(data):
+    learner = CollectiveSACConfig(conditioning="none", batch_size=128, critic_lr=1e-3).create()
+    learner.build(39, 4, make_context("none", data))
+    for p, q in zip(learner.critic.parameters(), learner.critic_target.parameters(), strict=True):
+        assert torch.equal(p, q)
+    history = learner.fit(data, 300, progress=False, log_every=100)
+    assert history[-1]["critic"] < history[0]["critic"]
+
+
+def test_bad_inputs_are_one_line_errors(data, tmp_path):
+    with pytest.raises(CtdkitError, match="unknown conditioning mode 'cls'"):
+        make_context("cls", data)
+    with pytest.raises(CtdkitError, match="needs a trained encoder"):
+        make_context("ctd", data)
+    unlabelled = dataclasses.replace(data, has_expert_labels=False)
+    learner = CollectiveSACConfig(conditioning="none", **FAST).create()
+    with pytest.raises(CtdkitError, match="has no expert labels"):
+        learner.fit(unlabelled, 1, context=make_context("none", data), progress=False)
+    narrow = dataclasses.replace(data, observations=data.observations[:, :30])
+    learner = CollectiveSACConfig(conditioning="none", **FAST).create()
+    learner.build(39, 4, make_context("none", data))
+    with pytest.raises(CtdkitError, match="observation width 30 does not match the agent's 39"):
+        learner.fit(narrow, 1, progress=False)
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    with pytest.raises(CtdkitError, match="cannot load collective checkpoint"):
+        CollectiveSAC.load(broken)
+    oracle_agent = CollectiveAgent(CollectiveSACConfig(conditioning="oracle", **FAST).create())
+    oracle_agent.learner.build(39, 4, make_context("oracle", data))
+    oracle_agent.bind(["hammer-v3"])
+    with pytest.raises(CtdkitError, match="not trained on task 'hammer-v3'"):
+        oracle_agent.act(np.zeros((1, 39)), None)
