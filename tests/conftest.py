@@ -59,3 +59,25 @@ def tiny(request, tmp_path_factory) -> CollectResult:
         **TINY, noise=0.3, data_format=request.param, root=root, dataset_id="test/tiny-v0"
     )
     return collect(config)
+
+
+@pytest.fixture(scope="session")
+def reach_push(tmp_path_factory):
+    """Aligned transitions of reach and push (they share a scene): 6 noisy-expert episodes
+    each, 150 steps — the learners' test data."""
+    from ctdkit.data import load_transitions
+
+    root = tmp_path_factory.mktemp("reach-push")
+    result = collect(
+        CollectConfig(
+            tasks=("reach-v3", "push-v3"),
+            episodes_per_task=6,
+            max_episode_steps=150,
+            noise=0.3,
+            ref_episodes=0,
+            root=root,
+            dataset_id="test/reach-push-v0",
+            progress=False,
+        )
+    )
+    return load_transitions(result.group_id, root=result.root)

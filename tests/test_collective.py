@@ -8,35 +8,19 @@ import numpy as np
 import pytest
 import torch
 
-from ctdkit.collect import CollectConfig, collect
 from ctdkit.collective.agent import CollectiveAgent
 from ctdkit.collective.config import CollectiveSACConfig
 from ctdkit.collective.context import make_context
 from ctdkit.collective.learner import CollectiveSAC, td_target
-from ctdkit.data import load_transitions
 from ctdkit.errors import CtdkitError
 from ctdkit.eval import RandomAgent, evaluate_all_goals
 
-TASKS = ("reach-v3", "push-v3")
 FAST = dict(batch_size=256, actor_lr=1e-3, critic=False, seed=0)
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("collective")
-    result = collect(
-        CollectConfig(
-            tasks=TASKS,
-            episodes_per_task=6,
-            max_episode_steps=150,
-            noise=0.3,
-            ref_episodes=0,
-            root=root,
-            dataset_id="test/col-v0",
-            progress=False,
-        )
-    )
-    return load_transitions(result.group_id, root=result.root)
+def data(reach_push):
+    return reach_push
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +115,15 @@ def test_bad_inputs_are_one_line_errors(data, tmp_path):
     oracle_agent.bind(["hammer-v3"])
     with pytest.raises(CtdkitError, match="not trained on task 'hammer-v3'"):
         oracle_agent.act(np.zeros((1, 39)), None)
+
+
+def test_a_constant_context_loses_when_tasks_share_a_scene_without_goal(data):
+    """reach and push share the scene; with the goal hidden only the context tells them apart."""
+    learner = CollectiveSACConfig(conditioning="oracle", view="goal-hidden", **FAST).create()
+    learner.fit(data, 1500, context=make_context("oracle", data), progress=False)
+    true, _ = learner.context.for_transitions(data)
+    constant = np.full_like(true, 0.5)
+    obs, labels = data.observations, data.expert_action_mean
+    true_mse = np.mean((learner.predict(obs, true) - labels) ** 2)
+    constant_mse = np.mean((learner.predict(obs, constant) - labels) ** 2)
+    assert constant_mse > 2 * true_mse, (constant_mse, true_mse)

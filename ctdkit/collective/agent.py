@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ctdkit.collective.learner import CollectiveSAC
-from ctdkit.eval.history import EpisodeHistory
+from ctdkit.policies.history import EpisodeHistory
 
 
 class CollectiveAgent:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ctdkit.data.loader import Transitions
 from ctdkit.errors import CtdkitError, unknown
-from ctdkit.eval.history import EpisodeHistory
+from ctdkit.policies.history import EpisodeHistory
 
 Conditioning = Literal["ctd", "oracle", "none"]
 CONDITIONINGS: tuple[str, ...] = get_args(Conditioning)

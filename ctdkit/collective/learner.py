@@ -48,6 +48,12 @@ class CollectiveSAC:
 
     # ------------------------------------------------------------------ build
     def build(self, obs_dim: int, action_dim: int, context: ContextModel) -> None:
+        context_view = getattr(context, "view", None)
+        if context_view == "full" and self.config.view == "goal-hidden":
+            raise CtdkitError(
+                "the encoder sees the 'full' view: it would leak the goal to a 'goal-hidden' "
+                "agent (train the encoder with view='goal-hidden')"
+            )
         torch.manual_seed(self.config.seed)
         c = self.config
         self.context, self.obs_dim, self.action_dim = context, obs_dim, action_dim

@@ -1,7 +1,6 @@
 """Evaluation: one agent interface, Meta-World's official protocol and the all-goals protocol."""
 
 from ctdkit.eval.agents import EvalAgent, MetaWorldAgent, RandomAgent, ScriptedAgent
-from ctdkit.eval.history import EpisodeHistory, Window
 from ctdkit.eval.protocols import (
     PROTOCOLS,
     EvalResult,
@@ -10,6 +9,7 @@ from ctdkit.eval.protocols import (
     evaluate_official,
 )
 from ctdkit.eval.stats import summarize, wilson_interval
+from ctdkit.policies.history import EpisodeHistory, Window
 
 __all__ = [
     "PROTOCOLS",

@@ -26,8 +26,8 @@ import numpy as np
 from ctdkit.envs.make import MAX_EPISODE_STEPS, make_env
 from ctdkit.envs.observation import ACTION_DIM, OBS_DIM
 from ctdkit.envs.tasks import MT10, MT50, resolve_tasks
-from ctdkit.eval.agents import EvalAgent
-from ctdkit.eval.history import EpisodeHistory
+from ctdkit.policies.agents import EvalAgent
+from ctdkit.policies.history import EpisodeHistory
 
 Protocol = Literal["official", "all-goals"]
 PROTOCOLS: tuple[str, ...] = ("official", "all-goals")

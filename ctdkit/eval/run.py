@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from ctdkit.errors import CtdkitError
-from ctdkit.eval.agents import EvalAgent, RandomAgent, ScriptedAgent
+from ctdkit.policies.agents import EvalAgent, RandomAgent, ScriptedAgent
 from ctdkit.eval.protocols import EvalResult, evaluate
 from ctdkit.eval.stats import summarize
 from ctdkit.progress import progress_bar

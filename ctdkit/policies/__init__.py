@@ -1,9 +1,12 @@
-"""Acting policies: the :class:`Policy` protocol, scripted experts and the random policy."""
+"""Acting: the single-env :class:`Policy` protocol (collection) and the batched
+:class:`EvalAgent` protocol with its episode history (evaluation), scripted and random."""
 
 from __future__ import annotations
 
 from ctdkit.errors import unknown
+from ctdkit.policies.agents import EvalAgent, RandomAgent, ScriptedAgent
 from ctdkit.policies.base import Policy, PolicyStep, check_finite
+from ctdkit.policies.history import EpisodeHistory, Window
 from ctdkit.policies.random import RandomPolicy
 from ctdkit.policies.scripted import DEFAULT_LOG_STD_FLOOR, ScriptedPolicy
 
@@ -24,10 +27,15 @@ def make_policy(
 __all__ = [
     "DEFAULT_LOG_STD_FLOOR",
     "POLICY_KINDS",
+    "EpisodeHistory",
+    "EvalAgent",
     "Policy",
     "PolicyStep",
+    "RandomAgent",
     "RandomPolicy",
+    "ScriptedAgent",
     "ScriptedPolicy",
+    "Window",
     "check_finite",
     "make_policy",
 ]
