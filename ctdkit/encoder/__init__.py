@@ -1,0 +1,34 @@
+"""Trajectory transformer: a CLS task embedding learned from windows of experience.
+
+``EncoderConfig(...).create(device).fit(transitions, n_steps)`` trains it (self-supervised:
+masked reconstruction + InfoNCE, label-free or label-aware); ``embed(windows)`` gives task
+embeddings; :mod:`ctdkit.encoder.metrics` measures how well they separate tasks on held-out
+episodes. ``python -m ctdkit.train_encoder`` is the CLI.
+"""
+
+from ctdkit.encoder.config import ARCHITECTURE_FIELDS, EncoderConfig
+from ctdkit.encoder.encoder import TrajectoryEncoder, latest_checkpoint
+from ctdkit.encoder.metrics import evaluate_encoders, plot_quality
+from ctdkit.encoder.windows import (
+    EpisodeSplit,
+    EpisodeTable,
+    Windows,
+    WindowSampler,
+    gather_windows,
+    split_episodes,
+)
+
+__all__ = [
+    "ARCHITECTURE_FIELDS",
+    "EncoderConfig",
+    "EpisodeSplit",
+    "EpisodeTable",
+    "TrajectoryEncoder",
+    "WindowSampler",
+    "Windows",
+    "evaluate_encoders",
+    "gather_windows",
+    "latest_checkpoint",
+    "plot_quality",
+    "split_episodes",
+]
