@@ -127,3 +127,50 @@ def test_a_constant_context_loses_when_tasks_share_a_scene_without_goal(data):
     true_mse = np.mean((learner.predict(obs, true) - labels) ** 2)
     constant_mse = np.mean((learner.predict(obs, constant) - labels) ** 2)
     assert constant_mse > 2 * true_mse, (constant_mse, true_mse)
+
+
+def test_train_collective_cli_resumes_and_its_checkpoint_evaluates(reach_push, tmp_path):
+    from ctdkit.collective.run import TrainCollectiveConfig, train_collective
+    from ctdkit.eval.run import EvaluateConfig, run_evaluation
+
+    root = tmp_path / "minari"
+    from ctdkit.collect import CollectConfig, collect
+
+    group = collect(
+        CollectConfig(
+            tasks=("reach-v3",),
+            episodes_per_task=2,
+            max_episode_steps=60,
+            ref_episodes=0,
+            root=root,
+            dataset_id="test/tc-v0",
+            progress=False,
+        )
+    ).group_id
+    base = dict(
+        dataset_id=group,
+        root=root,
+        out_dir=tmp_path / "run",
+        progress=False,
+        collective=CollectiveSACConfig(conditioning="oracle", **FAST),
+    )
+    first = train_collective(TrainCollectiveConfig(**base, n_steps=20, checkpoint_every=10))
+    assert first.steps == 20 and first.weights.exists()
+    with pytest.raises(CtdkitError, match="already holds a run"):
+        train_collective(TrainCollectiveConfig(**base, n_steps=30))
+    resumed = train_collective(TrainCollectiveConfig(**base, n_steps=30, resume=True))
+    assert resumed.steps == 30 and len(resumed.history) == 1
+    summary = run_evaluation(
+        EvaluateConfig(
+            agent="collective",
+            checkpoint=first.weights,
+            tasks=("reach-v3",),
+            seeds=(3,),
+            episodes=1,
+            out=tmp_path / "eval",
+            progress=False,
+        )
+    )
+    assert 0.0 <= summary["mean_success"] <= 1.0 and summary["tasks"]["reach-v3"]["n"] == 1
+    with pytest.raises(CtdkitError, match="needs --checkpoint"):
+        run_evaluation(EvaluateConfig(agent="collective", out=tmp_path / "e2", progress=False))

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Literal
 
 from ctdkit.errors import CtdkitError
-from ctdkit.policies.agents import EvalAgent, RandomAgent, ScriptedAgent
 from ctdkit.eval.protocols import EvalResult, evaluate
 from ctdkit.eval.stats import summarize
+from ctdkit.policies.agents import EvalAgent, RandomAgent, ScriptedAgent
 from ctdkit.progress import progress_bar
 
 
@@ -22,8 +22,10 @@ from ctdkit.progress import progress_bar
 class EvaluateConfig:
     """Evaluate an agent on Meta-World tasks with one of the two protocols."""
 
-    agent: Literal["scripted", "random"] = "scripted"
-    """Agent to evaluate (trained agents join as their learners land)."""
+    agent: Literal["scripted", "random", "collective"] = "scripted"
+    """Agent to evaluate: Meta-World's scripted experts, random, or a collective checkpoint."""
+    checkpoint: Path | None = None
+    """Weights of a trained agent (`collective.pt` of `ctdkit.train_collective`)."""
     tasks: tuple[str, ...] = ("MT10",)
     """Task set (MT10, MT50) and/or task names."""
     protocol: Literal["official", "all-goals"] = "official"
@@ -42,11 +44,18 @@ class EvaluateConfig:
 def make_agent(config: EvaluateConfig, seed: int) -> EvalAgent:
     if config.agent == "scripted":
         return ScriptedAgent(noise=config.noise, seed=seed)
-    return RandomAgent(seed=seed)
+    if config.agent == "random":
+        return RandomAgent(seed=seed)
+    if config.checkpoint is None:
+        raise CtdkitError(f"--agent {config.agent} needs --checkpoint PATH")
+    from ctdkit.collective import CollectiveAgent, CollectiveSAC  # a later stage: import lazily
+
+    return CollectiveAgent(CollectiveSAC.load(config.checkpoint))
 
 
 def _fingerprint(config: EvaluateConfig) -> dict:
     fields = dataclasses.asdict(config)
+    fields["checkpoint"] = None if config.checkpoint is None else str(config.checkpoint)
     return {
         k: (list(v) if isinstance(v, tuple) else v)
         for k, v in fields.items()

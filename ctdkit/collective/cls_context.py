@@ -1,0 +1,91 @@
+"""The ``ctd`` context: the frozen trajectory encoder's CLS embedding of the current episode's
+last <= K steps — for training rows and at act time through the same ``embed`` call, and with
+the encoder saved inside the agent's checkpoint, so the embeddings an agent acts on always come
+from the encoder it was trained with (the original cached embeddings from an older encoder)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ctdkit.data.loader import Transitions
+from ctdkit.encoder import EpisodeTable, TrajectoryEncoder, Windows, gather_windows
+from ctdkit.policies.history import EpisodeHistory
+
+
+class CLSContext:
+    mode = "ctd"
+
+    def __init__(self, encoder: TrajectoryEncoder):
+        self.encoder = encoder
+        self.dim = encoder.config.embedding_dim
+        self.window = encoder.config.window
+
+    @property
+    def view(self) -> str:
+        return self.encoder.config.view
+
+    def for_transitions(self, data: Transitions) -> tuple[np.ndarray, np.ndarray]:
+        """Embedding at every row, and at every row's next observation (the next row's, or at
+        an episode's end a window that ends at the final observation)."""
+        context = self.encoder.embed_rows(data).astype(np.float32)
+        table = EpisodeTable.from_episode_index(data.episode_index)
+        ends = table.starts + table.lengths - 1
+        following = np.ones(len(data), dtype=bool)
+        following[ends] = False
+        next_context = np.empty_like(context)
+        next_context[following] = context[np.flatnonzero(following) + 1]
+        next_context[ends] = self.encoder.embed(self._final_windows(data, table, ends))
+        return context, next_context
+
+    def _final_windows(self, data: Transitions, table: EpisodeTable, ends: np.ndarray) -> Windows:
+        """Windows of each episode's last <= K - 1 rows followed by its final observation."""
+        k = self.window
+        head = (
+            gather_windows(
+                data.observations,
+                data.actions,
+                data.rewards,
+                table,
+                ends,
+                np.full(len(ends), k - 1),
+                padded_length=k,
+            )
+            if k > 1
+            else None
+        )
+        n = len(ends)
+        observations = np.zeros((n, k, data.observations.shape[1]), np.float32)
+        actions = np.zeros((n, k, data.actions.shape[1]), np.float32)
+        rewards = np.zeros((n, k), np.float32)
+        lengths = np.ones(n, dtype=np.int64)
+        if head is not None:
+            steps = np.arange(k)[None, :] < head.lengths[:, None]
+            observations[steps] = head.observations[steps]
+            actions[steps] = head.actions[steps]  # now real inputs: the final obs follows them
+            rewards[steps] = head.rewards[steps]
+            lengths = head.lengths + 1
+        observations[np.arange(n), lengths - 1] = data.next_observations[ends]
+        return Windows(observations, actions, rewards, lengths)
+
+    def for_history(self, history: EpisodeHistory, env_tasks: Sequence[str]) -> np.ndarray:
+        w = history.window(self.window)
+        return self.encoder.embed(Windows(w.observations, w.actions, w.rewards, w.lengths))
+
+    def state(self) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = self.encoder.save(Path(tmp) / "encoder.pt")
+            return {"mode": self.mode, "encoder_file": path.read_bytes()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], encoder: TrajectoryEncoder | None = None):
+        if encoder is None:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "encoder.pt"
+                path.write_bytes(state["encoder_file"])
+                encoder = TrajectoryEncoder.load(path)
+        return cls(encoder)
