@@ -1,10 +1,43 @@
-"""ctdkit: offline-RL datasets and benchmarks for multi-task Meta-World (CTD).
+"""ctdkit: offline-RL datasets and benchmarks for multi-task Meta-World, built around
+collective transformer distillation (CTD).
 
-Data flow, one package per stage: ``envs`` -> ``policies`` -> ``collect`` -> ``data``.
+Data flow, one package per stage: ``envs`` -> ``policies`` -> ``collect`` -> ``data`` ->
+``encoder`` -> ``collective`` -> ``eval`` (-> ``pipeline``). The names below are the public
+API; they load lazily so that ``import ctdkit.envs`` does not pull in torch.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-from ctdkit.errors import CtdkitError
+_EXPORTS = {
+    "CtdkitError": "ctdkit.errors",
+    "make_env": "ctdkit.envs",
+    "resolve_tasks": "ctdkit.envs",
+    "CollectConfig": "ctdkit.collect",
+    "collect": "ctdkit.collect",
+    "load_transitions": "ctdkit.data",
+    "load_datasets": "ctdkit.data",
+    "to_d3rlpy": "ctdkit.data",
+    "EncoderConfig": "ctdkit.encoder",
+    "TrajectoryEncoder": "ctdkit.encoder",
+    "CollectiveSACConfig": "ctdkit.collective",
+    "CollectiveSAC": "ctdkit.collective",
+    "CollectiveAgent": "ctdkit.collective",
+    "EvalAgent": "ctdkit.policies",
+    "evaluate": "ctdkit.eval",
+    "summarize": "ctdkit.eval",
+    "PipelineConfig": "ctdkit.pipeline",
+    "run_pipeline": "ctdkit.pipeline",
+}
 
-__all__ = ["CtdkitError", "__version__"]
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'ctdkit' has no attribute {name!r}")
