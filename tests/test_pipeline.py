@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
+import pytest
+
+from ctdkit.errors import CtdkitError
 from ctdkit.pipeline import PipelineConfig, run_pipeline
 from ctdkit.pipeline.__main__ import main
 
@@ -36,3 +40,5 @@ def test_pipeline_runs_all_stages_and_a_rerun_reuses_them(tmp_path, capsys):
     again = run_pipeline(config)
     assert again["tasks"] == first["tasks"]
     assert time.perf_counter() - start < 10  # every stage was reused, nothing retrained
+    with pytest.raises(CtdkitError, match=r"other settings \(episodes_per_task\)"):
+        run_pipeline(dataclasses.replace(config, episodes_per_task=3))

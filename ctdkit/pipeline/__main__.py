@@ -6,25 +6,18 @@ from __future__ import annotations
 import sys
 
 from rich.console import Console
-from rich.table import Table
 
+from ctdkit.eval.report import success_table
 from ctdkit.pipeline.run import PipelineConfig, run_pipeline
 
 
 def main(config: PipelineConfig) -> None:
     summary = run_pipeline(config)
-    table = Table(
-        title=f"collective ({config.conditioning}, {config.view} view) — {summary['protocol']}"
-        f" protocol, held-out goals (seeds {summary['seeds']})"
+    title = (
+        f"collective ({config.conditioning}, {config.view} view) — {summary['protocol']} "
+        f"protocol, held-out goals (seeds {summary['seeds']})"
     )
-    for column in ("task", "success", "95% CI", "episodes"):
-        table.add_column(column, justify="left" if column == "task" else "right")
-    for task, row in summary["tasks"].items():
-        low, high = row["ci95"]
-        table.add_row(task, f"{row['success']:.2f}", f"[{low:.2f}, {high:.2f}]", str(row["n"]))
-    low, high = summary["ci95"]
-    table.add_row("mean", f"{summary['mean_success']:.2f}", f"[{low:.2f}, {high:.2f}]", "")
-    Console().print(table)
+    Console().print(success_table(summary, title))
     print(f"everything is under {config.out} (datasets, encoder, collective, summary.json)")
 
 

@@ -6,6 +6,7 @@ interrupted pipeline continues where it stopped when run again with the same set
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from ctdkit.data.store import read_group_metadata
 from ctdkit.encoder.config import EncoderConfig
 from ctdkit.encoder.run import WEIGHTS_FILE as ENCODER_WEIGHTS
 from ctdkit.encoder.run import TrainEncoderConfig, train_encoder
+from ctdkit.errors import CtdkitError
 from ctdkit.eval.run import EvaluateConfig, run_evaluation
 
 
@@ -47,7 +49,25 @@ class PipelineConfig:
     progress: bool = True
 
 
+def _check_same_settings(config: PipelineConfig) -> None:
+    """Stages are reused only by a rerun with the same settings (never silently mixed)."""
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("out", "progress")}
+    settings = json.loads(json.dumps(settings, default=str))
+    record = config.out / "pipeline.json"
+    if record.exists():
+        previous = json.loads(record.read_text())
+        changed = sorted(k for k in settings if previous.get(k) != settings[k])
+        if changed:
+            raise CtdkitError(
+                f"{config.out} holds a pipeline run with other settings ({', '.join(changed)}): "
+                "choose another --out or delete it"
+            )
+    config.out.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(settings, indent=1))
+
+
 def run_pipeline(config: PipelineConfig) -> dict:
+    _check_same_settings(config)
     out = config.out
     root = out / "datasets"
     dataset_id = "pipeline/experts-v0"
