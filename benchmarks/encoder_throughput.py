@@ -24,7 +24,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported; --thr
 import json
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -54,12 +54,8 @@ class Args:
     """Also time embed under bfloat16 autocast."""
     compile: bool = False
     """Also time embed with torch.compile (compiles first; tens of seconds on CPU)."""
-    window: int = 20
-    d_model: int = 32
-    n_layers: int = 3
-    n_heads: int = 8
-    ffn: int = 128
-    embedding_dim: int = 6
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    """Encoder sizes (defaults: the original's d=32, 3 layers, 8 heads, FFN 128, K=20, 6-dim)."""
     tolerance: float = 1e-4
     """Largest allowed |ours - reference| of the float32 embeddings."""
     json_out: Path | None = None
@@ -167,14 +163,7 @@ def hardware(device: torch.device) -> str:
 def main(args: Args) -> dict:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    config = EncoderConfig(
-        window=args.window,
-        d_model=args.d_model,
-        n_layers=args.n_layers,
-        n_heads=args.n_heads,
-        ffn=args.ffn,
-        embedding_dim=args.embedding_dim,
-    )
+    config = args.encoder
     encoder: TrajectoryEncoder = config.create(device=device)
     rng = np.random.default_rng(0)
     with torch.no_grad():  # non-trivial normalisation so that it is compared too
