@@ -1,0 +1,51 @@
+"""The package layering stays a one-way data flow: a stage imports only stages below it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).parent.parent / "ctdkit"
+#: bottom to top; shared utilities (errors, progress, cli, parallel) sit below everything
+LAYERS = ["envs", "policies", "data", "collect", "encoder", "collective", "eval", "pipeline"]
+UTILITIES = {"errors", "progress", "cli", "parallel"}
+
+
+def _stage(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] != "ctdkit" or len(parts) < 2:
+        return None
+    return parts[1]
+
+
+def test_no_stage_imports_a_later_stage():
+    violations = []
+    for path in PACKAGE.rglob("*.py"):
+        relative = path.relative_to(PACKAGE)
+        stage = relative.parts[0].removesuffix(".py")
+        if stage not in LAYERS:
+            continue  # CLIs and utilities may import anything below them
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets = [node.module]
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                continue
+            for target in targets:
+                other = _stage(target)
+                if other in LAYERS and LAYERS.index(other) > LAYERS.index(stage):
+                    violations.append(f"{relative} imports {target}")
+                assert (
+                    other is None
+                    or other in LAYERS
+                    or other in UTILITIES
+                    or other
+                    in {
+                        "train_encoder",
+                        "train_collective",
+                        "evaluate",
+                    }
+                    or other == "__init__"
+                ), f"{relative}: unknown module {target}"
+    assert violations == []
