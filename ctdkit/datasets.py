@@ -1,0 +1,115 @@
+"""``python -m ctdkit.datasets list|show|publish|download|verify``: datasets on disk and remotes.
+
+Remotes are static folders reached as ``file:///path`` or served over ``http(s)://`` (see
+``ctdkit.data.remote``); downloads are verified before they become visible.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import tyro
+
+from ctdkit.data.loader import load_datasets
+from ctdkit.data.remote import _remote, download, local_problems, publish, verify
+from ctdkit.data.store import CTDKIT_METADATA_KEY, datasets_root, minari_root
+from ctdkit.errors import CtdkitError
+
+
+@dataclass
+class List:
+    """List local datasets, or those of a remote."""
+
+    remote: str | None = None
+    """Remote URL (file:///path, http://host/path); default: the local root."""
+    root: Path | None = None
+
+
+@dataclass
+class Show:
+    """Show a local dataset's or group's metadata and checksum."""
+
+    dataset_id: tyro.conf.Positional[str]
+    root: Path | None = None
+
+
+@dataclass
+class Publish:
+    """Publish a local dataset or group (with sha256 manifests) to a file:// remote."""
+
+    dataset_id: tyro.conf.Positional[str]
+    remote: tyro.conf.Positional[str]
+    root: Path | None = None
+
+
+@dataclass
+class Download:
+    """Download a dataset or group (verified; skipped when present and verified locally)."""
+
+    dataset_id: tyro.conf.Positional[str]
+    remote: tyro.conf.Positional[str]
+    root: Path | None = None
+
+
+@dataclass
+class Verify:
+    """Check local files against their manifest and the data against the content checksum."""
+
+    dataset_id: tyro.conf.Positional[str]
+    root: Path | None = None
+
+
+Command = (
+    Annotated[List, tyro.conf.subcommand("list")]
+    | Annotated[Show, tyro.conf.subcommand("show")]
+    | Annotated[Publish, tyro.conf.subcommand("publish")]
+    | Annotated[Download, tyro.conf.subcommand("download")]
+    | Annotated[Verify, tyro.conf.subcommand("verify")]
+)
+
+
+def main(command: List | Show | Publish | Download | Verify) -> None:
+    root = Path(command.root) if command.root is not None else datasets_root()
+    if isinstance(command, List):
+        if command.remote is not None:
+            ids = sorted(_remote(command.remote).list_datasets())
+        else:
+            import minari
+
+            with minari_root(root):
+                ids = sorted(minari.list_local_datasets())
+        print("\n".join(ids) if ids else "(no datasets)")
+    elif isinstance(command, Show):
+        group = load_datasets(command.dataset_id, root)
+        for task, dataset in group:
+            meta = dataset.storage.metadata
+            extra = meta.get(CTDKIT_METADATA_KEY, {})
+            print(
+                f"{dataset.spec.dataset_id}: task {task}, {dataset.total_episodes} episodes, "
+                f"{dataset.total_steps} steps, checksum {extra.get('content_checksum', '?')}"
+            )
+        print(f"group checksum {group.checksum}")
+        print(json.dumps(group.datasets[0].storage.metadata.get(CTDKIT_METADATA_KEY, {}), indent=1))
+    elif isinstance(command, Publish):
+        for member in publish(command.dataset_id, command.remote, root):
+            print(f"published {member} to {command.remote}")
+    elif isinstance(command, Download):
+        for member, status in download(command.dataset_id, command.remote, root).items():
+            print(f"{member}: {status}")
+    else:
+        problems = verify(command.dataset_id, root)
+        if problems:
+            raise CtdkitError(f"{command.dataset_id} fails verification: {'; '.join(problems)}")
+        print(f"{command.dataset_id}: verified")
+
+
+__all__ = ["Command", "local_problems", "main"]
+
+if __name__ == "__main__":
+    from ctdkit.cli import run_cli
+
+    sys.exit(run_cli(Command, main, description=__doc__))

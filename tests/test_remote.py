@@ -1,0 +1,134 @@
+"""Publish / download / verify against a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from ctdkit.data import load_transitions
+from ctdkit.data.remote import download, publish, verify
+from ctdkit.errors import CtdkitError
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def serve(directory: Path):
+    handler = functools.partial(_Quiet, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def store(tiny, tmp_path):
+    """The tiny group published to a folder (what a static server serves)."""
+    folder = tmp_path / "store"
+    members = publish(tiny.group_id, f"file://{folder}", root=tiny.root)
+    assert members == [t.dataset_id for t in tiny.tasks]
+    return folder
+
+
+def _visible(root: Path) -> list[str]:
+    return sorted(p.name for p in root.rglob("*") if p.is_dir() and p.name.startswith("."))
+
+
+def test_round_trip_over_http_then_offline_reuse(tiny, store, tmp_path):
+    cache = tmp_path / "cache"
+    with serve(store) as url:
+        status = download(tiny.group_id, url, root=cache)
+    assert set(status.values()) == {"downloaded"}
+    data = load_transitions(tiny.group_id, root=cache)
+    assert data.checksum == tiny.checksum and len(data) > 0
+    assert verify(tiny.group_id, root=cache) == []
+    # the server is gone: a verified local copy is reused, nothing is fetched
+    again = download(tiny.group_id, "http://127.0.0.1:9/nowhere", root=cache)
+    assert set(again.values()) == {"cached"}
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "truncate", "delete"])
+def test_damaged_remote_files_are_refused_and_the_cache_is_untouched(tiny, store, tmp_path, damage):
+    member = tiny.tasks[1].dataset_id
+    victim = max((store / member / "data").rglob("*"), key=lambda p: p.stat().st_size)
+    raw = bytearray(victim.read_bytes())
+    if damage == "corrupt":
+        raw[len(raw) // 2] ^= 0xFF
+        victim.write_bytes(bytes(raw))
+    elif damage == "truncate":
+        victim.write_bytes(bytes(raw[: len(raw) // 2]))
+    else:
+        victim.unlink()
+    cache = tmp_path / "cache"
+    with serve(store) as url, pytest.raises(CtdkitError) as error:
+        download(tiny.group_id, url, root=cache)
+    message = str(error.value)
+    assert "\n" not in message and member in message
+    expected = {"corrupt": "sha256", "truncate": "truncated", "delete": "HTTP 404"}[damage]
+    assert expected in message
+    assert not (cache / member).exists() and _visible(cache) == []  # no partial download
+
+
+def test_bad_inputs_are_one_line_errors(tiny, store, tmp_path):
+    cache = tmp_path / "cache"
+    with pytest.raises(CtdkitError, match="does not answer"):
+        download(tiny.group_id, "http://127.0.0.1:9", root=cache)
+    with (
+        serve(store) as url,
+        pytest.raises(CtdkitError, match=r"unknown dataset id 'test/tinny-v0'.*test/tiny"),
+    ):
+        download("test/tinny-v0", url, root=cache)
+    with pytest.raises(CtdkitError, match="unknown remote URL scheme 'ftp'"):
+        download(tiny.group_id, "ftp://example", root=cache)
+    with pytest.raises(CtdkitError, match="cannot publish to http"):
+        publish(tiny.group_id, "http://127.0.0.1:9", root=tiny.root)
+
+
+def test_verify_finds_local_damage(tiny, store, tmp_path):
+    cache = tmp_path / "cache"
+    with serve(store) as url:
+        download(tiny.group_id, url, root=cache)
+    member = tiny.tasks[0].dataset_id
+    victim = max((cache / member / "data").rglob("*"), key=lambda p: p.stat().st_size)
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    victim.write_bytes(bytes(raw))
+    problems = verify(tiny.group_id, root=cache)
+    assert len(problems) == 1 and member in problems[0] and "sha256" in problems[0]
+    with serve(store) as url, pytest.raises(CtdkitError, match="fails verification"):
+        download(tiny.group_id, url, root=cache)
+    shutil.rmtree(cache / member)
+    with serve(store) as url:
+        assert download(tiny.group_id, url, root=cache)[member] == "downloaded"
+    assert verify(tiny.group_id, root=cache) == []
+
+
+def test_datasets_cli_lists_downloads_and_verifies(tiny, store, tmp_path, capsys):
+    import tyro
+
+    from ctdkit.datasets import Command, main
+
+    def run(*args):
+        main(tyro.cli(Command, args=list(args)))
+        return capsys.readouterr().out
+
+    cache = str(tmp_path / "cache")
+    assert tiny.tasks[0].dataset_id in run("list", "--remote", f"file://{store}")
+    with serve(store) as url:
+        assert "downloaded" in run("download", tiny.group_id, url, "--root", cache)
+    assert "verified" in run("verify", tiny.group_id, "--root", cache)
+    shown = run("show", tiny.group_id, "--root", cache)
+    assert tiny.checksum in shown and "task reach-v3" in shown
