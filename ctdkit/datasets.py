@@ -14,8 +14,15 @@ from typing import Annotated
 
 import tyro
 
+from ctdkit.collect.rebuild import rebuild_problems
 from ctdkit.data.loader import load_datasets
-from ctdkit.data.remote import _remote, download, local_problems, publish, verify
+from ctdkit.data.remote import (
+    _remote,
+    download,
+    local_problems,
+    publish,
+    verify,
+)
 from ctdkit.data.store import CTDKIT_METADATA_KEY, datasets_root, minari_root
 from ctdkit.errors import CtdkitError
 
@@ -61,6 +68,8 @@ class Verify:
 
     dataset_id: tyro.conf.Positional[str]
     root: Path | None = None
+    rebuild: bool = False
+    """Also re-run the recorded collect command and compare content checksums."""
 
 
 Command = (
@@ -102,9 +111,12 @@ def main(command: List | Show | Publish | Download | Verify) -> None:
             print(f"{member}: {status}")
     else:
         problems = verify(command.dataset_id, root)
+        if command.rebuild and not problems:
+            problems = rebuild_problems(command.dataset_id, root)
         if problems:
             raise CtdkitError(f"{command.dataset_id} fails verification: {'; '.join(problems)}")
-        print(f"{command.dataset_id}: verified")
+        rebuilt = " and rebuilt to the same content checksum" if command.rebuild else ""
+        print(f"{command.dataset_id}: verified{rebuilt}")
 
 
 __all__ = ["Command", "local_problems", "main"]

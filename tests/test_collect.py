@@ -222,3 +222,23 @@ def test_resume_with_a_different_config_is_refused(tmp_path):
     (staging / "plan.json").write_text(json.dumps({**config.fingerprint(), "noise": 0.9}))
     with pytest.raises(CtdkitError, match=r"different config .*noise"):
         collect(config.replace(resume=True))
+
+
+def test_rebuild_from_the_recorded_command_gives_the_same_checksum(tiny, tmp_path):
+    import shutil
+
+    from ctdkit.collect.rebuild import rebuild_problems
+
+    assert rebuild_problems(tiny.group_id, root=tiny.root) == []
+    # a dataset whose recorded command no longer produces it is caught
+    root = tmp_path / "copy"
+    shutil.copytree(tiny.root, root)
+    for summary in tiny.tasks:
+        path = root / summary.dataset_id / "data" / "metadata.json"
+        metadata = json.loads(path.read_text())
+        metadata["ctdkit"]["command"] = metadata["ctdkit"]["command"].replace(
+            "--seed 3", "--seed 4"
+        )
+        path.write_text(json.dumps(metadata))
+    problems = rebuild_problems(tiny.group_id, root=root)
+    assert len(problems) == 2 and all("rebuilt content checksum differs" in p for p in problems)

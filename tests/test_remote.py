@@ -130,5 +130,8 @@ def test_datasets_cli_lists_downloads_and_verifies(tiny, store, tmp_path, capsys
     with serve(store) as url:
         assert "downloaded" in run("download", tiny.group_id, url, "--root", cache)
     assert "verified" in run("verify", tiny.group_id, "--root", cache)
+    assert "rebuilt to the same content checksum" in run(
+        "verify", tiny.group_id, "--root", cache, "--rebuild"
+    )
     shown = run("show", tiny.group_id, "--root", cache)
     assert tiny.checksum in shown and "task reach-v3" in shown
