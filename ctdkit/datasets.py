@@ -17,9 +17,9 @@ import tyro
 from ctdkit.collect.rebuild import rebuild_problems
 from ctdkit.data.loader import load_datasets
 from ctdkit.data.remote import (
-    _remote,
     download,
     local_problems,
+    open_remote,
     publish,
     verify,
 )
@@ -85,7 +85,7 @@ def main(command: List | Show | Publish | Download | Verify) -> None:
     root = Path(command.root) if command.root is not None else datasets_root()
     if isinstance(command, List):
         if command.remote is not None:
-            ids = sorted(_remote(command.remote).list_datasets())
+            ids = sorted(open_remote(command.remote).list_datasets())
         else:
             import minari
 

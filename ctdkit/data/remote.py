@@ -224,7 +224,8 @@ def register_remotes() -> None:
         remotes._registry.setdefault(scheme, lambda scheme=scheme: _backend(scheme))
 
 
-def _remote(url: str) -> StaticRemote:
+def open_remote(url: str) -> StaticRemote:
+    """The backend for a remote URL (``file:///path``, ``http(s)://host/path``)."""
     scheme, _, name = url.partition("://")
     if scheme not in SCHEMES or not name:
         raise unknown("remote URL scheme", scheme or url, [f"{s}://" for s in SCHEMES])
@@ -272,7 +273,7 @@ def local_problems(dataset_id: str, root: Path) -> list[str]:
 def publish(dataset_id: str, remote: str, root: Path | None = None) -> list[str]:
     """Publish a dataset or group (and its namespace metadata) to a ``file://`` remote."""
     root = Path(root) if root is not None else datasets_root()
-    storage = _remote(remote)
+    storage = open_remote(remote)
     storage._root().mkdir(parents=True, exist_ok=True)
     entry = _group_entry(dataset_id, root)
     members = _members(dataset_id, root, entry)
@@ -299,7 +300,7 @@ def download(dataset_id: str, remote: str, root: Path | None = None) -> dict[str
     ``"downloaded"`` or ``"cached"``."""
     root = Path(root) if root is not None else datasets_root()
     root.mkdir(parents=True, exist_ok=True)
-    storage = _remote(remote)
+    storage = open_remote(remote)
     status: dict[str, str] = {}
     entry = _group_entry(dataset_id, root)
     if entry is None and not (root / dataset_id / "data").is_dir():
@@ -323,8 +324,8 @@ def download(dataset_id: str, remote: str, root: Path | None = None) -> dict[str
                     f"local {member} fails verification: run `python -m ctdkit.datasets verify "
                     f"{member}` and delete it before downloading again"
                 )
-            with contextlib.redirect_stdout(open(os.devnull, "w")):  # minari prints progress
-                minari.download_dataset(member)
+            with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+                minari.download_dataset(member)  # (Minari prints its own progress lines)
             if not (root / member / "data").is_dir():
                 raise CtdkitError(f"download of {member} did not complete")
             status[member] = "downloaded"
