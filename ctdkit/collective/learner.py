@@ -190,13 +190,6 @@ class CollectiveSAC:
         mean, _ = self.actor(ctx.to(self.device), obs.to(self.device))
         return torch.tanh(mean).cpu().numpy()
 
-    @torch.no_grad()
-    def distribution(self, observations: np.ndarray, contexts: np.ndarray):
-        """(μ, σ) of the pre-tanh Gaussian, e.g. for the student's reward bonus."""
-        obs = torch.as_tensor(apply_view(np.asarray(observations, np.float32), self.config.view))
-        mean, log_std = self.actor(torch.as_tensor(contexts, dtype=torch.float32), obs)
-        return mean.numpy(), log_std.exp().numpy()
-
     def save(self, path: Path) -> None:
         """Config, context model, weights, optimisers and step, written atomically."""
         path = Path(path)

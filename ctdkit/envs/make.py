@@ -153,7 +153,3 @@ def register_envs() -> None:
         if gym_id not in gym.registry:
             gym.register(id=gym_id, entry_point=ENTRY_POINT, kwargs={"task": task})
 
-
-def unwrapped_task_name(env: gym.Env) -> str:
-    """The Meta-World task an env (ours, possibly wrapped further) was built for."""
-    return env.get_wrapper_attr("task_name")
