@@ -152,4 +152,3 @@ def register_envs() -> None:
         gym_id = f"{ENV_NAMESPACE}/{task}"
         if gym_id not in gym.registry:
             gym.register(id=gym_id, entry_point=ENTRY_POINT, kwargs={"task": task})
-
