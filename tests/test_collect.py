@@ -18,6 +18,7 @@ from conftest import TINY
 
 from ctdkit.collect import CollectConfig, collect
 from ctdkit.collect.__main__ import main as collect_main
+from ctdkit.collect.runner import command_line
 from ctdkit.data.store import STAGING_DIRNAME, minari_root
 from ctdkit.errors import CtdkitError
 
@@ -242,3 +243,26 @@ def test_rebuild_from_the_recorded_command_gives_the_same_checksum(tiny, tmp_pat
         path.write_text(json.dumps(metadata))
     problems = rebuild_problems(tiny.group_id, root=root)
     assert len(problems) == 2 and all("rebuilt content checksum differs" in p for p in problems)
+
+
+def test_mixed_tier_replaces_the_first_episodes_with_random_ones(tiny, tmp_path):
+    """--random-fraction 0.5: episode 0 of each task is the random policy's, episode 1 is the
+    very episode the pure expert collection stored (same seed, same arrays)."""
+    settings = dict(TINY, noise=0.3, data_format="hdf5", root=tmp_path, dataset_id="t/mixed-v0")
+    mixed = collect(CollectConfig(**settings, random_fraction=0.5))
+    with minari_root(tmp_path):
+        mixed_reach = minari.load_dataset("t/mixed/reach-v0")
+        meta = list(mixed_reach.storage.get_episode_metadata(range(2)))
+        assert [str(m["policy"]) for m in meta] == ["random", "scripted"]
+        mixed_eps = list(mixed_reach.iterate_episodes())
+    with minari_root(tiny.root):
+        pure_eps = list(minari.load_dataset("test/tiny/reach-v0").iterate_episodes())
+    np.testing.assert_array_equal(mixed_eps[1].actions, pure_eps[1].actions)
+    assert not np.array_equal(mixed_eps[0].actions, pure_eps[0].actions)
+    assert mixed.checksum != tiny.checksum
+    assert "--random-fraction 0.5" in command_line(CollectConfig(**settings, random_fraction=0.5))
+
+
+def test_random_fraction_outside_unit_interval_is_refused(tmp_path):
+    with pytest.raises(CtdkitError, match="--random-fraction must be in"):
+        collect(CollectConfig(**dict(TINY, root=tmp_path), random_fraction=1.5))

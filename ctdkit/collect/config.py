@@ -24,6 +24,9 @@ class CollectConfig:
     """Acting policy: Meta-World's scripted expert or uniform random actions."""
     noise: float = 0.0
     """Std of Gaussian action noise added to the scripted expert's action (then clipped)."""
+    random_fraction: float = 0.0
+    """Share of each task's stored episodes acted by the random policy instead (the first
+    round(f·N) episodes): builds the mixed-quality tier (e.g. 0.5 = half expert, half random)."""
     log_std_floor: float = DEFAULT_LOG_STD_FLOOR
     """Smallest log-std written as the expert label (keeps labels finite at noise 0)."""
     seed: int = 0
@@ -63,7 +66,12 @@ class CollectConfig:
         else:
             stem = set_name.lower()
         noise = f"-noise{self.noise:g}".replace(".", "p") if self.noise else ""
-        return f"ctdkit/{stem}-{self.policy}{noise}-v0"
+        mixed = f"-random{self.random_fraction:g}".replace(".", "p") if self.random_fraction else ""
+        return f"ctdkit/{stem}-{self.policy}{noise}{mixed}-v0"
+
+    def random_episodes(self) -> int:
+        """How many of each task's stored episodes the random policy acts."""
+        return round(self.random_fraction * self.episodes_per_task)
 
     def fingerprint(self) -> dict:
         """The fields that determine the data; a resumed run must match them exactly."""
@@ -71,6 +79,7 @@ class CollectConfig:
             "episodes_per_task",
             "policy",
             "noise",
+            "random_fraction",
             "log_std_floor",
             "seed",
             "data_format",

@@ -97,6 +97,8 @@ def plan_jobs(config: CollectConfig, tasks: tuple[str, ...], staging: Path) -> l
         counts |= {"ref-random": config.ref_episodes, "ref-expert": config.ref_episodes}
         for kind, count in counts.items():
             for index in range(count):
+                # the mixed tier: the first random_episodes() data episodes act randomly
+                random_episode = kind == "data" and index < config.random_episodes()
                 shard = staging / "episodes" / task / f"{kind}-{index:06d}.npz"
                 jobs.append(
                     Job(
@@ -107,8 +109,8 @@ def plan_jobs(config: CollectConfig, tasks: tuple[str, ...], staging: Path) -> l
                         shard=shard,
                         env_seed=config.seed,
                         max_episode_steps=config.max_episode_steps,
-                        policy=config.policy,
-                        noise=config.noise,
+                        policy="random" if random_episode else config.policy,
+                        noise=0.0 if random_episode else config.noise,
                         log_std_floor=config.log_std_floor,
                     )
                 )

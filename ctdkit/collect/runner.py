@@ -81,6 +81,8 @@ def _validate(config: CollectConfig) -> tuple[tuple[str, ...], GroupId]:
         raise CtdkitError(f"--ref-episodes must be >= 0, got {config.ref_episodes}")
     if config.policy not in POLICY_KINDS:
         raise unknown("policy", config.policy, POLICY_KINDS)
+    if not 0.0 <= config.random_fraction <= 1.0:
+        raise CtdkitError(f"--random-fraction must be in [0, 1], got {config.random_fraction}")
     if config.noise < 0 or not np.isfinite(config.noise):
         raise CtdkitError(f"--noise must be a finite number >= 0, got {config.noise}")
     if config.data_format not in ("hdf5", "arrow"):
@@ -162,6 +164,7 @@ def assemble_task(job: AssembleJob) -> TaskSummary:
         "task_set": task_set_name(tasks),
         "policy": config.policy,
         "noise": config.noise,
+        "random_fraction": config.random_fraction,
         "log_std_floor": config.log_std_floor,
         "seed": config.seed,
         "max_episode_steps": config.max_episode_steps,
@@ -172,6 +175,8 @@ def assemble_task(job: AssembleJob) -> TaskSummary:
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     noise = f" with Gaussian action noise σ={config.noise:g}" if config.noise else ""
+    if config.random_episodes():
+        noise += f" ({config.random_episodes()} of them acted by the random policy instead)"
     with minari_root(staging / "minari"):
         dataset = write_dataset(
             dataset_id,
@@ -214,7 +219,7 @@ def command_line(config: CollectConfig) -> str:
     defaults = CollectConfig()
     for name in ("episodes_per_task", "policy", "noise", "seed", "max_episode_steps"):
         parts += [f"--{name.replace('_', '-')}", str(getattr(config, name))]
-    for name in ("log_std_floor", "ref_episodes", "data_format"):
+    for name in ("random_fraction", "log_std_floor", "ref_episodes", "data_format"):
         if getattr(config, name) != getattr(defaults, name):
             parts += [f"--{name.replace('_', '-')}", str(getattr(config, name))]
     parts += ["--dataset-id", config.resolved_dataset_id()]
