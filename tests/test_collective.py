@@ -174,3 +174,23 @@ def test_train_collective_cli_resumes_and_its_checkpoint_evaluates(reach_push, t
     assert 0.0 <= summary["mean_success"] <= 1.0 and summary["tasks"]["reach-v3"]["n"] == 1
     with pytest.raises(CtdkitError, match="needs --checkpoint"):
         run_evaluation(EvaluateConfig(agent="collective", out=tmp_path / "e2", progress=False))
+
+
+def test_the_actor_does_not_depend_on_the_critic(data):
+    """Success tables may train critic-free: the actor's updates are the same either way."""
+    actors = []
+    for critic in (True, False):
+        learner = CollectiveSACConfig(**{**FAST, "critic": critic}, conditioning="oracle").create()
+        learner.fit(data, 20, context=make_context("oracle", data), progress=False)
+        actors.append(learner.actor.state_dict())
+    for name, value in actors[0].items():
+        torch.testing.assert_close(value, actors[1][name], rtol=0, atol=0)
+
+
+def test_observations_are_standardised_by_the_training_data(data, oracle):
+    obs = torch.as_tensor(data.observations)
+    torch.testing.assert_close(oracle.actor.obs_norm.mean, obs.mean(0).float())
+    assert torch.all(oracle.actor.obs_norm.std >= oracle.config.obs_std_floor)
+    raw = CollectiveSACConfig(conditioning="oracle", normalize_observations=False, **FAST).create()
+    raw.fit(data, 1, context=make_context("oracle", data), progress=False)
+    assert torch.all(raw.actor.obs_norm.mean == 0) and torch.all(raw.actor.obs_norm.std == 1)

@@ -34,6 +34,12 @@ class CollectiveSACConfig:
     """Observation view the agent sees (goal-hidden zeroes the goal slice)."""
     hidden: tuple[int, ...] = (300, 300)
     """Hidden layer widths of actor and critics."""
+    normalize_observations: bool = True
+    """Standardise observations by the training data's per-dimension mean/std (saved with the
+    weights): goals and object positions differ by centimetres, which a raw-input MLP resolves
+    poorly."""
+    obs_std_floor: float = 0.05
+    """Smallest std used for standardising (dimensions constant in the data, e.g. a hidden goal)."""
     actor_lr: float = 2e-4
     critic_lr: float = 2e-4
     batch_size: int = 512

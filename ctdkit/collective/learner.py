@@ -159,6 +159,9 @@ class CollectiveSAC:
                 raise CtdkitError("fit needs a context model on first use")
             self.build(data.observations.shape[1], data.actions.shape[1], context)
         tensors = self._tensors(data)
+        if self.step == 0 and self.config.normalize_observations:
+            for net in (self.actor, self.critic, self.critic_target):
+                net.obs_norm.fit(tensors["obs"], self.config.obs_std_floor)
         history: list[dict[str, float]] = []
         running: dict[str, float] = {}
         with progress_bar("collective", total=n_steps, enabled=progress) as advance:
