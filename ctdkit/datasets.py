@@ -1,7 +1,9 @@
-"""``python -m ctdkit.datasets list|show|publish|download|verify``: datasets on disk and remotes.
+"""``python -m ctdkit.datasets list|show|publish|download|verify|manifest``: datasets on disk
+and remotes.
 
 Remotes are static folders reached as ``file:///path`` or served over ``http(s)://`` (see
-``ctdkit.data.remote``); downloads are verified before they become visible.
+``ctdkit.data.remote``); downloads are verified before they become visible. ``manifest``
+prints (or writes into a ``datasets/`` recipe) the sha256 manifest of a published dataset.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import tyro
 
 from ctdkit.collect.rebuild import rebuild_problems
 from ctdkit.data.loader import load_datasets
+from ctdkit.data.recipes import manifest_toml, write_recipe_manifest
 from ctdkit.data.remote import (
     download,
     local_problems,
     open_remote,
     publish,
+    published_manifests,
     verify,
 )
 from ctdkit.data.store import CTDKIT_METADATA_KEY, datasets_root, minari_root
@@ -72,16 +76,35 @@ class Verify:
     """Also re-run the recorded collect command and compare content checksums."""
 
 
+@dataclass
+class Manifest:
+    """Print a published dataset's sha256 manifest as TOML, or write it into its recipe."""
+
+    dataset_id: tyro.conf.Positional[str]
+    remote: tyro.conf.Positional[str]
+    recipe: Path | None = None
+    """Recipe (datasets/*.toml) whose manifest section to replace, instead of printing."""
+
+
 Command = (
     Annotated[List, tyro.conf.subcommand("list")]
     | Annotated[Show, tyro.conf.subcommand("show")]
     | Annotated[Publish, tyro.conf.subcommand("publish")]
     | Annotated[Download, tyro.conf.subcommand("download")]
     | Annotated[Verify, tyro.conf.subcommand("verify")]
+    | Annotated[Manifest, tyro.conf.subcommand("manifest")]
 )
 
 
-def main(command: List | Show | Publish | Download | Verify) -> None:
+def main(command: List | Show | Publish | Download | Verify | Manifest) -> None:
+    if isinstance(command, Manifest):
+        manifests = published_manifests(command.dataset_id, command.remote)
+        if command.recipe is None:
+            print(manifest_toml(manifests, command.remote), end="")
+        else:
+            write_recipe_manifest(command.recipe, command.dataset_id, manifests, command.remote)
+            print(f"wrote the manifest of {len(manifests)} datasets into {command.recipe}")
+        return
     root = Path(command.root) if command.root is not None else datasets_root()
     if isinstance(command, List):
         if command.remote is not None:

@@ -13,6 +13,17 @@ from ctdkit.collect import CollectConfig
 from ctdkit.envs import MT10
 
 RECIPES = sorted((Path(__file__).parent.parent / "datasets").glob("*.toml"))
+#: recipes built by `ctdkit.collect` (online datasets of `ctdkit.train_expert`: test_experts.py)
+COLLECT_RECIPES = [
+    p for p in RECIPES if "-m ctdkit.collect" in tomllib.loads(p.read_text())["command"]
+]
+#: recipes whose published form is recorded (`python -m ctdkit.datasets manifest --recipe`)
+MANIFEST_REQUIRED = {
+    "ctdkit/mt10-scripted-v0",
+    "ctdkit/mt10-scripted-noise0p5-v0",
+    "ctdkit/mt10-random-v0",
+    "ctdkit/mt10-scripted-random0p5-v0",
+}
 
 
 def test_there_are_recipes_for_the_three_mt10_tiers():
@@ -24,7 +35,7 @@ def test_there_are_recipes_for_the_three_mt10_tiers():
     } <= ids
 
 
-@pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
+@pytest.mark.parametrize("path", COLLECT_RECIPES, ids=[p.stem for p in COLLECT_RECIPES])
 def test_recipe_command_parses_to_its_own_id(path):
     recipe = tomllib.loads(path.read_text())
     words = shlex.split(recipe["command"])
@@ -50,3 +61,27 @@ def test_example_collects_loads_and_trains(tmp_path, capsys):
     module.main(module.Args(episodes_per_task=1, max_episode_steps=60, root=tmp_path, bc_steps=20))
     out = capsys.readouterr().out
     assert "transitions, 2 episodes" in out and "BC action" in out
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
+def test_recipe_manifest_belongs_to_its_dataset(path):
+    """The published manifest recorded in a recipe covers every task's dataset, and its
+    per-dataset content checksums combine to the recipe's group checksum."""
+    from ctdkit.data.checksum import combine_checksums
+    from ctdkit.data.ids import parse_group_id
+
+    recipe = tomllib.loads(path.read_text())
+    if "manifest" not in recipe:
+        assert recipe["id"] not in MANIFEST_REQUIRED, f"{path.name} records no manifest"
+        return
+    group = parse_group_id(recipe["id"])
+    members = {task: group.task_dataset_id(task) for task in recipe["success"]}
+    assert set(recipe["manifest"]) == set(members.values())
+    combined = combine_checksums(
+        (task, recipe["manifest"][member]["content_checksum"]) for task, member in members.items()
+    )
+    assert combined == recipe["content_checksum"]
+    for manifest in recipe["manifest"].values():
+        files = manifest["files"]
+        assert {"data/metadata.json"} < set(files)
+        assert all(len(f["sha256"]) == 64 and f["size"] > 0 for f in files.values())

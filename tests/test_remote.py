@@ -135,3 +135,34 @@ def test_datasets_cli_lists_downloads_and_verifies(tiny, store, tmp_path, capsys
     )
     shown = run("show", tiny.group_id, "--root", cache)
     assert tiny.checksum in shown and "task reach-v3" in shown
+
+
+def test_manifest_is_written_into_a_recipe_and_matches_the_remote(tiny, store, tmp_path, capsys):
+    import json
+    import tomllib
+
+    import tyro
+
+    from ctdkit.datasets import Command, main
+
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(f'id = "{tiny.group_id}"\ncontent_checksum = "{tiny.checksum}"\n')
+    args = ["manifest", tiny.group_id, f"file://{store}", "--recipe", str(recipe)]
+    for _ in range(2):  # a second write replaces the section, it does not append one
+        main(tyro.cli(Command, args=args))
+    assert "wrote the manifest of 2 datasets" in capsys.readouterr().out
+    recorded = tomllib.loads(recipe.read_text())
+    assert recorded["content_checksum"] == tiny.checksum  # the recipe's own lines are kept
+    assert recipe.read_text().count("[manifest.") == len(tiny.tasks)
+    for task in tiny.tasks:
+        served = json.loads((store / task.dataset_id / "manifest.json").read_text())
+        assert recorded["manifest"][task.dataset_id] == served
+        assert served["content_checksum"] == task.checksum
+    main(tyro.cli(Command, args=args[:3]))  # without --recipe: the same TOML on stdout
+    printed = tomllib.loads(capsys.readouterr().out)
+    assert printed["manifest"] == recorded["manifest"]
+    other = tmp_path / "other.toml"
+    other.write_text('id = "test/other-v0"\n')
+    with pytest.raises(CtdkitError, match="is not the recipe of test/tiny-v0"):
+        main(tyro.cli(Command, args=[*args[:3], "--recipe", str(other)]))
+    assert other.read_text() == 'id = "test/other-v0"\n'

@@ -304,15 +304,7 @@ def download(dataset_id: str, remote: str, root: Path | None = None) -> dict[str
     status: dict[str, str] = {}
     entry = _group_entry(dataset_id, root)
     if entry is None and not (root / dataset_id / "data").is_dir():
-        available = list(storage.list_datasets())
-        if dataset_id not in available:  # a group: its members are known from the namespace
-            group = parse_group_id(dataset_id)
-            if group.namespace not in storage.list_namespaces():
-                raise unknown("dataset id", dataset_id, sorted(available))
-            staged = json.loads(storage._read(f"{group.namespace}/{NAMESPACE_FILE}"))
-            entry = staged.get("groups", {}).get(f"v{group.version}")
-            if entry is None:
-                raise unknown("dataset id", dataset_id, sorted(available))
+        entry = _remote_group_entry(storage, dataset_id)
     members = _members(dataset_id, root, entry)
     with minari_root(root), _minari_remote(remote):
         for member in members:
@@ -334,6 +326,29 @@ def download(dataset_id: str, remote: str, root: Path | None = None) -> dict[str
             namespace = parse_group_id(dataset_id).namespace
             storage.download_namespace_metadata(namespace, root)
     return status
+
+
+def _remote_group_entry(storage: StaticRemote, dataset_id: str) -> dict | None:
+    """The remote's record of group ``dataset_id`` (None: it is a single published dataset)."""
+    available = list(storage.list_datasets())
+    if dataset_id in available:
+        return None
+    group = parse_group_id(dataset_id)  # a group: its members are known from the namespace
+    if group.namespace not in storage.list_namespaces():
+        raise unknown("dataset id", dataset_id, sorted(available))
+    staged = json.loads(storage._read(f"{group.namespace}/{NAMESPACE_FILE}"))
+    entry = staged.get("groups", {}).get(f"v{group.version}")
+    if entry is None:
+        raise unknown("dataset id", dataset_id, sorted(available))
+    return entry
+
+
+def published_manifests(dataset_id: str, remote: str) -> dict[str, dict[str, Any]]:
+    """Each published member's manifest, as the remote serves it (what ``download`` checks)."""
+    storage = open_remote(remote)
+    entry = _remote_group_entry(storage, dataset_id)
+    members = list(entry["dataset_ids"]) if entry else [dataset_id]
+    return {m: json.loads(storage._read(f"{m}/{MANIFEST_FILE}")) for m in members}
 
 
 def verify(dataset_id: str, root: Path | None = None) -> list[str]:
