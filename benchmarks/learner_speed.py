@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 import tyro
 
+from ctdkit.bench.records import cpu_model
 from ctdkit.collect import CollectConfig, collect
 from ctdkit.collective import CollectiveSACConfig, make_context
 from ctdkit.data import load_transitions, to_d3rlpy
@@ -115,7 +116,15 @@ def main(args: Args) -> dict:
         print(f"{name:26s} {rate:8.1f} updates/s")
     for name, ratio in ratios.items():
         print(f"{name:26s} {ratio:8.2f}x")
-    out = {"updates_per_s": rates, "ratios": ratios, "threads": torch.get_num_threads()}
+    out = {
+        "updates_per_s": rates,
+        "ratios": ratios,
+        "threads": torch.get_num_threads(),
+        "hardware": f"{cpu_model()} ({os.cpu_count()} logical CPUs)",
+        "batch_size": args.batch_size,
+        "hidden": [300, 300],
+        "transitions": len(data),
+    }
     if args.json_out:
         args.json_out.write_text(json.dumps(out, indent=1))
     return out

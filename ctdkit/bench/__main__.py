@@ -1,0 +1,36 @@
+"""``python -m ctdkit.bench run|leaderboard``: run a benchmark suite (one JSON record per run;
+finished runs are skipped on rerun), or aggregate records into the rliable leaderboard."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import tyro
+
+from ctdkit.bench.leaderboard import LeaderboardConfig, build_leaderboard
+from ctdkit.bench.run import BenchRunConfig, run_bench
+
+Command = (
+    Annotated[BenchRunConfig, tyro.conf.subcommand("run")]
+    | Annotated[LeaderboardConfig, tyro.conf.subcommand("leaderboard")]
+)
+
+
+def main(config: BenchRunConfig | LeaderboardConfig) -> None:
+    if isinstance(config, BenchRunConfig):
+        run_bench(config)
+        print(f"records under {config.out / 'records'}; aggregate: python -m ctdkit.bench "
+              f"leaderboard --records {config.out / 'records'}")  # fmt: skip
+    else:
+        result = build_leaderboard(config)
+        suites = ", ".join(result["suites"])
+        print(f"leaderboard of {suites} -> {config.out / 'LEADERBOARD.md'}")
+        for error in result["errors"]:
+            print(f"left out failed run {error['path']}: {error['error']}")
+
+
+if __name__ == "__main__":
+    from ctdkit.cli import run_cli
+
+    sys.exit(run_cli(Command, main, description=__doc__))

@@ -1,0 +1,110 @@
+"""Algorithm ids of the benchmark and the d3rlpy baselines behind them.
+
+An id is ``[learner-]conditioning``:
+
+* ``ctd``, ``oracle``, ``none`` — ctdkit's collective learner (distillation actor) conditioned on
+  the CLS embedding of the trajectory encoder, a one-hot task id, or nothing;
+* ``bc-*``, ``iql-*``, ``cql-*``, ``td3bc-*`` — d3rlpy's own BC, IQL, CQL and TD3+BC, offered the
+  same conditioning: their observations are ``[context, observation]``, built by the same
+  :class:`~ctdkit.collective.context.ContextModel` for the training rows and, at act time, from
+  the evaluator's episode history (e.g. ``iql-ctd``, ``bc-oracle``, ``cql-none``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ctdkit.collective.context import CONDITIONINGS, ContextModel
+from ctdkit.envs.observation import apply_view
+from ctdkit.errors import unknown
+from ctdkit.policies.history import EpisodeHistory
+
+COLLECTIVE = "collective"
+D3RLPY_LEARNERS = ("bc", "iql", "cql", "td3bc")
+ALGO_IDS: tuple[str, ...] = (
+    *CONDITIONINGS,
+    *(f"{learner}-{c}" for learner in D3RLPY_LEARNERS for c in CONDITIONINGS),
+)
+#: rough relative cost per gradient step (longest runs are scheduled first)
+COST = {"cql": 10.0, "iql": 3.0, "td3bc": 2.5, "bc": 1.0, COLLECTIVE: 1.0}
+
+
+@dataclass(frozen=True)
+class Algo:
+    id: str
+    learner: str  # "collective" or a d3rlpy learner
+    conditioning: str  # ctd | oracle | none
+
+
+def parse_algo(algo_id: str) -> Algo:
+    if algo_id not in ALGO_IDS:
+        raise unknown("algorithm", algo_id, ALGO_IDS)
+    learner, _, conditioning = algo_id.rpartition("-")
+    return Algo(algo_id, learner or COLLECTIVE, conditioning)
+
+
+def d3rlpy_config(
+    learner: str,
+    hidden: Sequence[int],
+    batch_size: int,
+    observation_mean: np.ndarray,
+    observation_std: np.ndarray,
+    reward_scale: float = 1.0,
+) -> Any:
+    """d3rlpy's config for ``learner`` with the suite's network sizes and batch; everything else
+    at d3rlpy's defaults. Observations are standardised with statistics of the training data
+    (as the collective learner does), given precomputed so d3rlpy need not walk every row."""
+    import d3rlpy
+    from d3rlpy.models.encoders import VectorEncoderFactory
+    from d3rlpy.preprocessing import MultiplyRewardScaler, StandardObservationScaler
+
+    nets = VectorEncoderFactory(list(hidden))
+    common: dict[str, Any] = dict(
+        batch_size=batch_size,
+        observation_scaler=StandardObservationScaler(mean=observation_mean, std=observation_std),
+    )
+    if reward_scale != 1.0:
+        common["reward_scaler"] = MultiplyRewardScaler(reward_scale)
+    if learner == "bc":
+        return d3rlpy.algos.BCConfig(encoder_factory=nets, **common)
+    actor_critic = dict(actor_encoder_factory=nets, critic_encoder_factory=nets, **common)
+    if learner == "iql":
+        return d3rlpy.algos.IQLConfig(value_encoder_factory=nets, **actor_critic)
+    if learner == "cql":
+        return d3rlpy.algos.CQLConfig(**actor_critic)
+    if learner == "td3bc":
+        return d3rlpy.algos.TD3PlusBCConfig(**actor_critic)
+    raise unknown("d3rlpy learner", learner, D3RLPY_LEARNERS)
+
+
+def conditioned(observations: np.ndarray, contexts: np.ndarray, view: str) -> np.ndarray:
+    """``[context, observation]`` rows, the observation through ``view`` (float32)."""
+    observations = apply_view(np.asarray(observations, dtype=np.float32), view)
+    return np.concatenate([np.asarray(contexts, dtype=np.float32), observations], axis=1)
+
+
+class ConditionedAgent:
+    """A d3rlpy algorithm as an :class:`~ctdkit.policies.agents.EvalAgent`: each step its
+    input is ``[context, observation]``, the context from the same model its training rows
+    were built with (for ``ctd``: the encoder's embedding of the episode so far)."""
+
+    def __init__(self, algo: Any, context: ContextModel, view: str, name: str):
+        self.algo, self.context, self.view, self.name = algo, context, view, name
+        self.env_tasks: list[str] = []
+
+    def bind(self, env_tasks: Sequence[str]) -> None:
+        self.env_tasks = list(env_tasks)
+
+    def reset(self, env_mask: np.ndarray) -> None:
+        pass  # all state lives in the evaluator's history
+
+    def act(self, observations: np.ndarray, history: EpisodeHistory | None) -> np.ndarray:
+        if self.context.dim:
+            contexts = self.context.for_history(history, self.env_tasks)
+        else:
+            contexts = np.zeros((len(observations), 0), np.float32)
+        return self.algo.predict(conditioned(observations, contexts, self.view))

@@ -1,0 +1,148 @@
+"""The data side of the benchmark: build a suite's dataset from its recipe when absent, cut
+task/episode subsets, and hand d3rlpy ``[context, observation]`` rows with true next rows."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import shlex
+import tomllib
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import tyro
+
+from ctdkit.collect import CollectConfig, collect
+from ctdkit.data import Transitions, load_datasets, to_d3rlpy
+from ctdkit.data.store import datasets_root
+from ctdkit.errors import CtdkitError
+
+#: the repository's dataset recipes (absent in an installed wheel: only suites with their own
+#: `recipe` can then be built)
+RECIPES_DIR = Path(__file__).resolve().parents[2] / "datasets"
+
+
+def recipe(dataset_id: str, fallback: str | None = None) -> tuple[str, str | None]:
+    """The ``python -m ctdkit.collect`` command that builds ``dataset_id`` and the content
+    checksum its recipe records (None for a suite's own ``fallback`` command)."""
+    for path in sorted(RECIPES_DIR.glob("*.toml")):
+        values = tomllib.loads(path.read_text())
+        if values.get("id") == dataset_id:
+            return values["command"], values.get("content_checksum")
+    if fallback is not None:
+        return fallback, None
+    raise CtdkitError(f"dataset {dataset_id} is absent and has no recipe in {RECIPES_DIR}")
+
+
+def recipe_command(dataset_id: str, fallback: str | None = None) -> str:
+    return recipe(dataset_id, fallback)[0]
+
+
+def collect_config(command: str) -> CollectConfig:
+    words = shlex.split(command)
+    if words[:3] != ["python", "-m", "ctdkit.collect"]:
+        raise CtdkitError(f"recipe command is not a ctdkit.collect command: {command}")
+    return tyro.cli(CollectConfig, args=words[3:])
+
+
+def ensure_dataset(
+    dataset_id: str,
+    root: Path | None,
+    fallback: str | None = None,
+    progress: bool = True,
+    build: bool = True,
+) -> str:
+    """The content checksum of ``dataset_id``, collecting it from its recipe first if absent
+    (``build=False``: a one-line error instead). A rebuilt dataset whose checksum differs from
+    its recipe's is kept, with a warning: records store the checksum they trained on."""
+    try:
+        return load_datasets(dataset_id, root).checksum
+    except CtdkitError as error:
+        if "unknown dataset id" not in str(error):
+            raise
+    command, expected = recipe(dataset_id, fallback)
+    if not build:
+        raise CtdkitError(f"dataset {dataset_id} is absent (`run` builds it: {command})")
+    root = Path(root) if root is not None else datasets_root()
+    print(f"building {dataset_id} from its recipe into {root}")
+    checksum = collect(collect_config(command).replace(root=root, progress=progress, resume=True))
+    if expected is not None and checksum.checksum != expected:
+        warnings.warn(
+            f"{dataset_id} was rebuilt with content checksum {checksum.checksum[:12]}, its "
+            f"recipe records {expected[:12]} (versions differ?)",
+            stacklevel=2,
+        )
+    return checksum.checksum
+
+
+def episode_counts(dataset_id: str, root: Path | None) -> dict[str, int]:
+    """Episodes per task of a local dataset (from Minari's metadata, no data read)."""
+    group = load_datasets(dataset_id, root)
+    return {task: dataset.total_episodes for task, dataset in group}
+
+
+def select(
+    data: Transitions, tasks: Sequence[str] = (), episodes_per_task: int | None = None
+) -> Transitions:
+    """The rows of the first ``episodes_per_task`` episodes of each of ``tasks`` (in dataset
+    order; empty: every task), with task and episode indices renumbered."""
+    starts = np.flatnonzero(np.diff(data.episode_index, prepend=-1) != 0)
+    episode_task = data.task_index[starts]
+    kept_tasks = tuple(t for t in data.tasks if not tasks or t in tasks)
+    missing = [t for t in tasks if t not in data.tasks]
+    if missing:
+        raise CtdkitError(f"dataset {data.dataset_id} has no task {missing[0]!r}")
+    keep = np.isin(episode_task, [data.tasks.index(t) for t in kept_tasks])
+    if episodes_per_task is not None:
+        if episodes_per_task < 1:
+            raise CtdkitError(f"episodes per task must be at least 1, got {episodes_per_task}")
+        rank = np.zeros(len(starts), dtype=np.int64)  # episode's position within its task
+        for task in np.unique(episode_task):
+            mine = np.flatnonzero(episode_task == task)
+            rank[mine] = np.arange(len(mine))
+            if len(mine) < episodes_per_task and data.tasks[task] in kept_tasks:
+                raise CtdkitError(
+                    f"dataset {data.dataset_id} has {len(mine)} episodes of "
+                    f"{data.tasks[task]}, fewer than the {episodes_per_task} asked for"
+                )
+        keep &= rank < episodes_per_task
+    rows = keep[np.searchsorted(starts, np.arange(len(data)), side="right") - 1]
+    arrays = {name: value[rows] for name, value in data.arrays().items()}
+    arrays["episode_index"] = np.unique(arrays["episode_index"], return_inverse=True)[1]
+    remap = np.full(len(data.tasks), -1, dtype=np.int64)
+    remap[[data.tasks.index(t) for t in kept_tasks]] = np.arange(len(kept_tasks))
+    arrays["task_index"] = remap[arrays["task_index"]]
+    return dataclasses.replace(data, **arrays, tasks=kept_tasks)
+
+
+def transitions_checksum(data: Transitions) -> str:
+    """sha256 over every array of ``data`` (name, dtype, shape, bytes) and its task list: the
+    identity of exactly the rows a run trained on."""
+    h = hashlib.sha256()
+    h.update(("|".join(data.tasks) + "|" + data.view).encode())
+    for name, array in sorted(data.arrays().items()):
+        array = np.ascontiguousarray(array)
+        h.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        h.update(array.tobytes())
+    return h.hexdigest()
+
+
+def conditioned_dataset(
+    data: Transitions, context: np.ndarray, next_context: np.ndarray, view: str
+):
+    """An aligned d3rlpy ``MDPDataset`` whose observations are ``[context, observation]``.
+
+    ``to_d3rlpy`` keeps each transition's true next observation; handing it rows whose next
+    observation is ``[next_context, next_observation]`` keeps that for the augmented rows too
+    (inside an episode ``next_context[t] == context[t + 1]`` for every context model).
+    """
+    from ctdkit.bench.algos import conditioned
+
+    augmented = dataclasses.replace(
+        data,
+        observations=conditioned(data.observations, context, view),
+        next_observations=conditioned(data.next_observations, next_context, view),
+    )
+    return to_d3rlpy(augmented)

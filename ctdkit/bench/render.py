@@ -1,0 +1,305 @@
+"""Rendering of the leaderboard: markdown tables, rliable plots, throughput tables."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ctdkit.bench.suites import SUITES
+from ctdkit.errors import CtdkitError
+
+
+def _fmt(ci: list[float] | None) -> str:
+    if ci is None:
+        return "—"
+    point, low, high = ci
+    return f"{point:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None or not np.isfinite(value) else f"{value:.0f}"
+
+
+def _short(task: str) -> str:
+    return task.removesuffix("-v3")
+
+
+def _budget_line(suite: dict[str, Any]) -> str:
+    s, d = suite["settings"], suite["dataset"]
+    tasks = d["tasks"]
+    task_text = "MT10" if len(tasks) == 10 else ", ".join(_short(t) for t in tasks)
+    hidden = "×".join(str(h) for h in s["hidden"])
+    eval_text = (
+        f"{s['protocol']} protocol, {s['eval_episodes']} episodes per task per eval seed"
+        if s["protocol"] == "official"
+        else f"{s['protocol']} protocol, first {s['eval_episodes']} goals per task, "
+        f"≤{s['max_episode_steps']} steps"
+    )
+    return (
+        f"Dataset `{d['id']}` (content checksum `{d['checksum'][:12]}…`), tasks {task_text}, "
+        f"view `{s['view']}`. **Every algorithm: {s['n_steps']} gradient steps, batch "
+        f"{s['batch_size']}, hidden {hidden}**; ctd conditioning: encoder trained "
+        f"{s['encoder_steps']} steps per seed (window {s['encoder_window']}). Evaluation: "
+        f"{eval_text}, {s['eval_seeds_per_run']} held-out eval seed(s) per run (seed "
+        f"{s['eval_seed_base']} + …). Final weights only."
+    )
+
+
+def _environment_line(suite: dict[str, Any]) -> str:
+    parts = []
+    for env in suite["environments"]:
+        h, t = env["hardware"], env["threads"]
+        gpu = f", GPU {h['gpu']}" if h.get("gpu") and h.get("device", "cpu") != "cpu" else ""
+        parts.append(
+            f"{h.get('cpu')} ({h.get('logical_cpus')} logical CPUs{gpu}), device "
+            f"{h.get('device')}, torch threads {t.get('torch')} (OMP_NUM_THREADS="
+            f"{t.get('OMP_NUM_THREADS')}) — {env['runs']} runs"
+        )
+    return "Hardware: " + "; ".join(parts) + "."
+
+
+def _suite_section(name: str, suite: dict[str, Any], images: dict[str, str]) -> list[str]:
+    registered = SUITES.get(name)
+    title = f"## {name}" + (f" — {registered.description}" if registered else "")
+    ref = suite["reference"]
+    lines = [title, "", _budget_line(suite), _environment_line(suite), ""]
+    lines += [
+        f"| algorithm | learner | conditioning | runs | IQM [95% CI] | mean [95% CI] "
+        f"| P({ref} > row) [95% CI] | train s/run | s/1k steps | eval s/run |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in suite["rows"]:
+        lines.append(
+            f"| {row['label']} | {row['learner']} | {row['conditioning']} | {row['runs']} "
+            f"| {_fmt(row['iqm'])} | {_fmt(row['mean'])} | {_fmt(row.get('p_reference_better'))} "
+            f"| {_seconds(row['train_seconds'])} | {row['train_seconds_per_1k_steps']:.1f} "
+            f"| {_seconds(row['eval_seconds'])} |"
+        )
+    counts = {row["runs"] for row in suite["rows"]}
+    if len(counts) > 1:
+        fewer = [f"{r['label']} ({r['runs']})" for r in suite["rows"] if r["runs"] < max(counts)]
+        lines += [
+            "",
+            f"Fewer runs (seeds) for: {', '.join(fewer)} — CQL is about 10× slower per "
+            "update than the others, so the suite gives it fewer seeds; its CIs are wider.",
+        ]
+    encoder = [r["encoder_seconds"] for r in suite["rows"] if r["encoder_seconds"] is not None]
+    if encoder:
+        lines += [
+            "",
+            f"Shared encoder (ctd conditioning): {np.mean(encoder):.0f} s of training per "
+            "seed, once for all ctd-conditioned rows of that seed (not in train s/run).",
+        ]
+    tasks = suite["dataset"]["tasks"]
+    lines += [
+        "",
+        "Per-task success (mean over runs):",
+        "",
+        "| algorithm | " + " | ".join(_short(t) for t in tasks) + " |",
+        "|---|" + "---|" * len(tasks),
+    ]
+    for row in suite["rows"]:
+        cells = " | ".join(f"{row['success_by_task'][t]:.2f}" for t in tasks)
+        lines.append(f"| {row['label']} | {cells} |")
+    lines += _scaling_table(suite)
+    for key, caption in (("profile", "performance profile"), ("aggregates", "IQM and mean")):
+        if key in images:
+            lines += ["", f"![{name} {caption}]({images[key]})"]
+    if "scaling" in images:
+        lines += ["", f"![{name} data scaling]({images['scaling']})"]
+    return [*lines, ""]
+
+
+def _scaling_table(suite: dict[str, Any]) -> list[str]:
+    sizes = sorted({r["episodes_per_task"] for r in suite["rows"] if r["episodes_per_task"]})
+    if not sizes:
+        return []
+    algos = list(dict.fromkeys(r["algo"] for r in suite["rows"]))
+    cell = {(r["algo"], r["episodes_per_task"]): r for r in suite["rows"]}
+    lines = [
+        "",
+        "Data scaling — IQM [95% CI] by episodes per task:",
+        "",
+        "| algorithm | " + " | ".join(str(n) for n in sizes) + " |",
+        "|---|" + "---|" * len(sizes),
+    ]
+    for algo in algos:
+        cells = [_fmt(cell[(algo, n)]["iqm"]) if (algo, n) in cell else "—" for n in sizes]
+        lines.append(f"| {algo} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    stats = result["statistics"]
+    lines = [
+        "# ctdkit leaderboard",
+        "",
+        "Generated by `python -m ctdkit.bench leaderboard` from the run records of "
+        "`python -m ctdkit.bench run` (one JSON per suite, algorithm, data variant and seed: "
+        "per-task success, settings, dataset checksums, versions, hardware, wall time).",
+        f"Scores are success rates; each row is a runs × tasks matrix. IQM (interquartile "
+        f"mean) and mean with {int(stats['confidence'] * 100)}% stratified-bootstrap CIs, "
+        f"performance profiles and probability of improvement from rliable "
+        f"{stats['rliable']} ({stats['reps']} resamples, seed {stats['seed']}).",
+        "",
+    ]
+    plots = result.get("plots", {})
+    for name, suite in result["suites"].items():
+        lines += _suite_section(name, suite, plots.get(name, {}))
+    if result["errors"]:
+        lines += [f"Left out: {len(result['errors'])} failed run(s):", ""]
+        lines += [f"* `{e['path']}`: {e['error']}" for e in result["errors"]]
+        lines.append("")
+    lines += render_throughput(result.get("throughput", {}))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# ------------------------------------------------------------------------------ plots
+def write_plots(result: dict[str, Any], folder: Path) -> dict[str, dict[str, str]]:
+    """PNG per suite: performance profile, IQM/mean intervals, data scaling if any."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rliable import plot_utils
+
+    written: dict[str, dict[str, str]] = {}
+    for name, suite in result["suites"].items():
+        files: dict[str, str] = {}
+        labels = [row["label"] for row in suite["rows"]]
+        profiles = {k: np.asarray(suite["profiles"][k]["point"]) for k in labels}
+        cis = {
+            k: np.stack([suite["profiles"][k]["low"], suite["profiles"][k]["high"]]) for k in labels
+        }
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        plot_utils.plot_performance_profiles(
+            profiles,
+            np.asarray(suite["taus"]),
+            performance_profile_cis=cis,
+            ax=ax,
+            xlabel=r"success rate $\tau$",
+            ylabel=r"fraction of run-tasks with success $> \tau$",
+        )
+        ax.legend(fontsize="small", ncol=2)
+        ax.set_title(name)
+        files["profile"] = _save(fig, folder / f"{name}-profile.png")
+        points = {r["label"]: np.array([r["iqm"][0], r["mean"][0]]) for r in suite["rows"]}
+        intervals = {
+            r["label"]: np.array([[r["iqm"][1], r["mean"][1]], [r["iqm"][2], r["mean"][2]]])
+            for r in suite["rows"]
+        }
+        fig, _ = plot_utils.plot_interval_estimates(
+            points,
+            intervals,
+            metric_names=["IQM", "mean"],
+            algorithms=labels,
+            xlabel="success rate",
+            row_height=0.45,
+        )
+        files["aggregates"] = _save(fig, folder / f"{name}-aggregates.png")
+        scaling = [r for r in suite["rows"] if r["episodes_per_task"]]
+        if scaling:
+            fig, ax = plt.subplots(figsize=(6, 4))
+            for algo in dict.fromkeys(r["algo"] for r in scaling):
+                mine = sorted(
+                    (r for r in scaling if r["algo"] == algo), key=lambda r: r["episodes_per_task"]
+                )
+                x = [r["episodes_per_task"] for r in mine]
+                iqm = np.array([r["iqm"] for r in mine])
+                ax.plot(x, iqm[:, 0], marker="o", label=algo)
+                ax.fill_between(x, iqm[:, 1], iqm[:, 2], alpha=0.2)
+            ax.set_xlabel("episodes per task")
+            ax.set_ylabel("success (IQM, 95% CI)")
+            ax.set_xscale("log")
+            ax.set_xticks(x, [str(v) for v in x])
+            ax.legend()
+            ax.set_title(name)
+            files["scaling"] = _save(fig, folder / f"{name}-scaling.png")
+        written[name] = files
+    return written
+
+
+def _save(fig, path: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return str(path)
+
+
+# ------------------------------------------------------------------------------ throughput
+def load_throughput(paths: Iterable[Path]) -> dict[str, list[dict[str, Any]]]:
+    """Encoder and learner speed results (the JSON of ``benchmarks/encoder_throughput.py`` /
+    ``benchmarks/learner_speed.py``), told apart by their fields."""
+    found: dict[str, list[dict[str, Any]]] = {"encoder": [], "learner": []}
+    for path in paths:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as error:
+            raise CtdkitError(f"cannot read throughput file {path}: {error}") from error
+        if "windows_per_second" in data:
+            found["encoder"].append({**data, "path": str(path)})
+        elif "updates_per_s" in data:
+            found["learner"].append({**data, "path": str(path)})
+        else:
+            raise CtdkitError(f"{path} is neither an encoder nor a learner speed result")
+    return found
+
+
+def render_throughput(throughput: dict[str, list[dict[str, Any]]]) -> list[str]:
+    lines: list[str] = []
+    if throughput.get("encoder"):
+        lines += [
+            "## Encoder throughput",
+            "",
+            "`python benchmarks/encoder_throughput.py --json-out ...`: windows/s of "
+            "`TrajectoryEncoder.embed` vs. an original-style reference on the same weights "
+            "(outputs checked equal first), side by side in one run.",
+            "",
+        ]
+        for run in throughput["encoder"]:
+            c = run.get("config", {})
+            variants = [k for k in run["windows_per_second"][0] if k not in ("batch",)]
+            lines += [
+                f"{run['hardware']}, device {run['device']}, torch {run['torch']}, threads "
+                f"{run['threads']}; K={c.get('window')}, d={c.get('d_model')}, "
+                f"{c.get('n_layers')} layers, {c.get('n_heads')} heads:",
+                "",
+                "| batch | " + " | ".join(variants) + " | "
+                + " | ".join(f"{v} / reference" for v in variants if v != "reference") + " |",
+                "|---|" + "---|" * (2 * len(variants) - 1),
+            ]  # fmt: skip
+            for row in run["windows_per_second"]:
+                rates = " | ".join(f"{row[v]:.0f}" for v in variants)
+                ratios = " | ".join(
+                    f"{row[v] / row['reference']:.2f}×" for v in variants if v != "reference"
+                )
+                lines.append(f"| {row['batch']} | {rates} | {ratios} |")
+            lines.append("")
+    if throughput.get("learner"):
+        lines += [
+            "## Learner update speed",
+            "",
+            "`python benchmarks/learner_speed.py --json-out ...`: updates/s, ctdkit's "
+            "collective learner vs. d3rlpy `fit()`, same data, nets and batch, side by side.",
+            "",
+        ]
+        for run in throughput["learner"]:
+            where = run.get("hardware", "hardware not recorded")
+            sizes = ""
+            if "batch_size" in run:
+                sizes = f", batch {run['batch_size']}, hidden {run['hidden']}"
+            lines += [
+                f"{where}, torch threads {run.get('threads')}{sizes}:",
+                "",
+                "| learner | updates/s |",
+                "|---|---|",
+            ]
+            lines += [f"| {k} | {v:.1f} |" for k, v in run["updates_per_s"].items()]
+            lines += [f"| **{k}** | **{v:.2f}×** |" for k, v in run.get("ratios", {}).items()]
+            lines.append("")
+    return lines

@@ -1,0 +1,175 @@
+"""Benchmark suites: what is trained on, with which budgets, and how it is evaluated.
+
+A suite fixes everything that must be equal across the algorithms it compares — one dataset
+(a quality tier), the tasks, the observation view, the gradient-step budget, network sizes,
+batch size, the encoder budget of ``ctd`` conditioning and the evaluation protocol — so a
+leaderboard row differs from the next only by the algorithm. Suites live in code (``SUITES``)
+and every record stores the settings it ran with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ctdkit.errors import unknown
+
+#: the MT10 leaderboard budgets (see README "Benchmark"): ~1-2 h for a tier on 2 cores
+MT10_BUDGET: dict[str, Any] = dict(
+    n_steps=5000,
+    hidden=(256, 256),
+    batch_size=256,
+    encoder_steps=600,
+    protocol="official",
+    eval_episodes=10,
+    eval_seeds_per_run=1,
+)
+BASELINES = tuple(
+    f"{learner}-{c}" for learner in ("bc", "iql", "td3bc", "cql") for c in ("none", "oracle", "ctd")
+)
+MT10_ALGOS = ("ctd", "oracle", "none", *BASELINES)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """One comparison: every algorithm gets the same data, budgets and evaluation."""
+
+    name: str
+    description: str
+    dataset_id: str
+    """Dataset group id (one quality tier); built from its recipe if absent."""
+    tasks: tuple[str, ...] = ()
+    """Tasks trained and evaluated on (a subset of the dataset's; empty: all of them)."""
+    view: Literal["full", "goal-hidden"] = "full"
+    """Observation view of every learner and of the ctd encoder."""
+    n_steps: int = 5000
+    """Gradient steps of every algorithm (equal budgets; the final weights are evaluated)."""
+    hidden: tuple[int, ...] = (256, 256)
+    """Hidden widths of every actor, critic and value network."""
+    batch_size: int = 256
+    encoder_steps: int = 600
+    """Training steps of the trajectory encoder behind `ctd` conditioning (one per seed,
+    shared by all ctd-conditioned algorithms of that seed)."""
+    encoder_window: int = 20
+    encoder_lr: float = 1e-3
+    encoder_batch_size: int = 64
+    collective_lr: float = 1e-3
+    """Actor learning rate of the collective learner (d3rlpy algorithms keep their defaults)."""
+    collective_critic: bool = False
+    """Also train the collective learner's TD critic. Its actor loss never reads the critic, so
+    the evaluated policy is the same either way; off saves half the update time."""
+    reward_scale: float = 1.0
+    """Multiplies rewards for the d3rlpy algorithms (d3rlpy's MultiplyRewardScaler)."""
+    protocol: Literal["official", "all-goals"] = "official"
+    eval_episodes: int = 10
+    """Episodes per task and eval seed (official) or the first N goal variations (all-goals)."""
+    eval_seeds_per_run: int = 1
+    eval_seed_base: int = 100
+    """Run seed s is evaluated on seeds base + s * eval_seeds_per_run + i: held out from the
+    data's collection seed (0), and different per run seed."""
+    max_episode_steps: int = 500
+    """Episode limit of the all-goals protocol (official episodes are Meta-World's 500)."""
+    episodes_per_task: tuple[int, ...] = ()
+    """Data-scaling suites: train on the first N episodes of each task, for each N (empty:
+    the whole dataset)."""
+    algos: tuple[str, ...] = MT10_ALGOS
+    """Algorithms run when `--algos` is not given."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Seeds run when `--seeds` is not given."""
+    seed_limits: tuple[tuple[str, int], ...] = ()
+    """(learner, n): run a learner on its first n seeds only (e.g. CQL, ~10x slower)."""
+    recipe: str | None = None
+    """`python -m ctdkit.collect ...` command building the dataset when it has no recipe in
+    `datasets/*.toml` (the tiny test suite)."""
+
+    def variants(self) -> tuple[int | None, ...]:
+        """The data variants: None = all episodes, else episodes per task."""
+        return self.episodes_per_task or (None,)
+
+    def seeds_for(self, learner: str, seeds: tuple[int, ...]) -> tuple[int, ...]:
+        limit = dict(self.seed_limits).get(learner)
+        return seeds if limit is None else seeds[:limit]
+
+    def eval_seeds(self, seed: int) -> tuple[int, ...]:
+        first = self.eval_seed_base + seed * self.eval_seeds_per_run
+        return tuple(range(first, first + self.eval_seeds_per_run))
+
+    def eval_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``ctdkit.eval.evaluate`` for this suite's protocol."""
+        if self.protocol == "official":
+            return {"num_episodes": self.eval_episodes}
+        return {"goals": range(self.eval_episodes), "max_episode_steps": self.max_episode_steps}
+
+    def settings(self) -> dict[str, Any]:
+        """What a run's result depends on (stored in records; compared on rerun)."""
+        skip = {"name", "description", "algos", "seeds", "seed_limits", "recipe"}
+        values = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+def _mt10(name: str, description: str, dataset_id: str, **changes: Any) -> Suite:
+    options: dict[str, Any] = dict(MT10_BUDGET, seed_limits=(("cql", 1),))
+    options.update(changes)
+    return Suite(name=name, description=description, dataset_id=dataset_id, **options)
+
+
+EXPERT, MIXED = "ctdkit/mt10-scripted-v0", "ctdkit/mt10-scripted-random0p5-v0"
+NOISY = "ctdkit/mt10-scripted-noise0p5-v0"
+
+_SUITES: list[Suite] = [
+    Suite(
+        name="tiny",
+        description="Smoke test: reach + push, tiny budgets, 3 goals x 60 steps per task.",
+        dataset_id="ctdkit/bench-tiny-v0",
+        n_steps=100,
+        hidden=(32, 32),
+        batch_size=64,
+        encoder_steps=10,
+        encoder_window=5,
+        encoder_batch_size=16,
+        protocol="all-goals",
+        eval_episodes=3,
+        max_episode_steps=60,
+        algos=("ctd", "bc-none"),
+        seeds=(0, 1),
+        recipe=(
+            "python -m ctdkit.collect --tasks reach-v3 push-v3 --episodes-per-task 4 "
+            "--max-episode-steps 60 --noise 0.3 --seed 0 --ref-episodes 0 --workers 1 "
+            "--dataset-id ctdkit/bench-tiny-v0"
+        ),
+    ),
+    _mt10("mt10-expert", "MT10, noise-free scripted experts (expert tier).", EXPERT),
+    _mt10(
+        "mt10-mixed",
+        "MT10, half random / half expert episodes per task (mixed tier).",
+        MIXED,
+    ),
+    _mt10("mt10-noisy", "MT10, scripted experts with action noise σ=0.5 (noisy tier).", NOISY),
+    _mt10(
+        "mt10-expert-goal-hidden",
+        "MT10 expert tier, goal slice hidden from every learner and the encoder.",
+        EXPERT,
+        view="goal-hidden",
+    ),
+    _mt10(
+        "mt10-mixed-goal-hidden",
+        "MT10 mixed tier, goal slice hidden from every learner and the encoder.",
+        MIXED,
+        view="goal-hidden",
+    ),
+    _mt10(
+        "mt10-scaling",
+        "MT10 expert tier: success vs. episodes per task (first N of each task's 20).",
+        EXPERT,
+        episodes_per_task=(5, 10, 20),
+        algos=("ctd", "bc-none", "bc-ctd"),
+    ),
+]
+SUITES: dict[str, Suite] = {suite.name: suite for suite in _SUITES}
+
+
+def get_suite(name: str) -> Suite:
+    if name not in SUITES:
+        raise unknown("suite", name, SUITES)
+    return SUITES[name]

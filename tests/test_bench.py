@@ -1,0 +1,417 @@
+"""The benchmark harness: the tiny suite end to end, records, resume, the rliable leaderboard
+(checked against hand computations), the conditioning the d3rlpy baselines receive, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from ctdkit.bench import BenchRunConfig, LeaderboardConfig, build_leaderboard, run_bench
+from ctdkit.bench.algos import ALGO_IDS, ConditionedAgent, parse_algo
+from ctdkit.bench.data import (
+    collect_config,
+    conditioned_dataset,
+    recipe_command,
+    select,
+    transitions_checksum,
+)
+from ctdkit.bench.leaderboard import (
+    interval_estimates,
+    iqm,
+    probability_of_improvement,
+    row_statistics,
+)
+from ctdkit.bench.records import RecordWarning, load_records
+from ctdkit.bench.suites import SUITES, get_suite
+from ctdkit.errors import CtdkitError
+
+TINY = get_suite("tiny")
+REPS = 300  # bootstrap resamples in tests (point estimates do not depend on it)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    """The tiny suite (ctd + bc-none, 2 seeds) run once, and its leaderboard."""
+    base = tmp_path_factory.mktemp("bench")
+    config = BenchRunConfig(
+        suite="tiny", out=base / "runs", root=base / "minari", workers=1, progress=False
+    )
+    first = run_bench(config)
+    throughput = base / "board" / "leaderboard" / "throughput"
+    throughput.mkdir(parents=True)
+    (throughput / "encoder.json").write_text(json.dumps(ENCODER_SPEED))
+    (throughput / "learner.json").write_text(json.dumps(LEARNER_SPEED))
+    board = build_leaderboard(
+        LeaderboardConfig(records=(config.out / "records",), out=base / "board", reps=REPS)
+    )
+    return {"config": config, "first": first, "board": board, "base": base}
+
+
+ENCODER_SPEED = {
+    "device": "cpu",
+    "hardware": "Test CPU (2 logical CPUs)",
+    "torch": "2.13.0",
+    "threads": 1,
+    "config": {"window": 20, "d_model": 32, "n_layers": 3, "n_heads": 8},
+    "windows_per_second": [{"batch": 256, "reference": 1000.0, "ours": 2300.0}],
+}
+LEARNER_SPEED = {
+    "updates_per_s": {"ours actor distillation": 100.0, "d3rlpy BC fit()": 50.0},
+    "ratios": {"actor distillation / BC fit": 2.0},
+    "threads": 1,
+    "hardware": "Test CPU (2 logical CPUs)",
+    "batch_size": 512,
+    "hidden": [300, 300],
+}
+
+
+def _records(bench) -> list[dict]:
+    return load_records([bench["config"].out / "records"])
+
+
+def _copy_records(bench, tmp_path) -> Path:
+    target = tmp_path / "records"
+    shutil.copytree(bench["config"].out / "records", target)
+    return target
+
+
+# ------------------------------------------------------------------------------ end to end
+def test_tiny_suite_writes_one_complete_record_per_run(bench):
+    from ctdkit.data import load_datasets
+
+    records = _records(bench)
+    assert sorted((r["algo"], r["seed"]) for r in records) == [
+        ("bc-none", 0),
+        ("bc-none", 1),
+        ("ctd", 0),
+        ("ctd", 1),
+    ]
+    checksum = load_datasets(TINY.dataset_id, bench["config"].root).checksum
+    for record in records:
+        assert record["status"] == "ok", record.get("traceback")
+        assert set(record["success_by_task"]) == {"reach-v3", "push-v3"}
+        assert record["mean_success"] == pytest.approx(
+            np.mean(list(record["success_by_task"].values()))
+        )
+        assert record["dataset"]["checksum"] == checksum
+        assert len(record["dataset"]["subset_checksum"]) == 64
+        assert record["settings"]["n_steps"] == TINY.n_steps and record["steps"] == TINY.n_steps
+        assert record["eval"]["seeds"] == [TINY.eval_seed_base + record["seed"]]
+        assert record["versions"]["torch"] and record["versions"]["d3rlpy"] == "2.8.0"
+        assert record["hardware"]["logical_cpus"] >= 1 and record["threads"]["torch"] == 1
+        assert {"load", "train", "eval", "total"} <= set(record["seconds"])
+    ctd = [r for r in records if r["algo"] == "ctd"]
+    assert {Path(r["encoder"]["directory"]).name for r in ctd} == {
+        p.name for p in (bench["config"].out / "encoders").iterdir()
+    }  # one shared encoder per seed
+
+
+def test_leaderboard_numbers_equal_a_hand_computation(bench):
+    from rliable import metrics
+
+    records = _records(bench)
+    tasks = ["reach-v3", "push-v3"]
+
+    def matrix(algo):
+        mine = sorted((r for r in records if r["algo"] == algo), key=lambda r: r["seed"])
+        return np.array([[r["success_by_task"][t] for t in tasks] for r in mine])
+
+    rows = {row["algo"]: row for row in bench["board"]["suites"]["tiny"]["rows"]}
+    assert list(rows) == ["ctd", "bc-none"]
+    for algo, row in rows.items():
+        scores = matrix(algo)
+        assert row["mean"][0] == pytest.approx(scores.mean())
+        assert row["iqm"][0] == pytest.approx(scipy.stats.trim_mean(scores, 0.25, axis=None))
+        assert row["mean"][1] <= row["mean"][0] <= row["mean"][2]
+        assert row["success_by_task"] == pytest.approx(
+            dict(zip(tasks, scores.mean(axis=0), strict=True))
+        )
+        assert row["runs"] == 2 and row["seeds"] == [0, 1]
+    expected = metrics.probability_of_improvement(matrix("ctd"), matrix("bc-none"))
+    assert rows["bc-none"]["p_reference_better"][0] == pytest.approx(expected)
+    markdown = (bench["base"] / "board" / "LEADERBOARD.md").read_text()
+    for row in rows.values():
+        assert f"{row['iqm'][0]:.3f} [{row['iqm'][1]:.3f}, {row['iqm'][2]:.3f}]" in markdown
+    assert "100 gradient steps, batch 64, hidden 32×32" in markdown
+    for name in ("tiny-profile.png", "tiny-aggregates.png", "leaderboard.json"):
+        assert (bench["base"] / "board" / "leaderboard" / name).stat().st_size > 0
+    assert "## Encoder throughput" in markdown and "| 256 | 1000 | 2300 | 2.30× |" in markdown
+    assert "## Learner update speed" in markdown and "**2.00×**" in markdown
+
+
+def test_leaderboard_is_deterministic(bench, tmp_path):
+    again = build_leaderboard(
+        LeaderboardConfig(records=(bench["config"].out / "records",), out=tmp_path, reps=REPS)
+    )
+    assert again["suites"] == bench["board"]["suites"]
+
+
+def test_rerun_skips_finished_runs(bench):
+    records = sorted((bench["config"].out / "records").rglob("*.json"))
+    before = {p: p.stat().st_mtime_ns for p in records}
+    second = run_bench(bench["config"])
+    assert second.results == [] and len(second.finished) == 4
+    assert {p: p.stat().st_mtime_ns for p in records} == before
+
+
+def test_a_failing_run_leaves_an_error_record_and_the_others_go_on(bench, tmp_path, monkeypatch):
+    import ctdkit.bench.run as bench_run
+
+    out = tmp_path / "runs"
+    shutil.copytree(bench["config"].out, out, ignore=shutil.ignore_patterns("models"))
+    for algo in ("ctd", "bc-none"):
+        (out / "records" / "tiny" / algo / "all" / "seed0.json").unlink()
+    encoders = {p: p.stat().st_mtime_ns for p in (out / "encoders").rglob("meta.json")}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("d3rlpy exploded")
+
+    monkeypatch.setattr(bench_run, "_train_d3rlpy", broken)
+    config = BenchRunConfig(
+        suite="tiny", out=out, root=bench["config"].root, workers=1, progress=False, seeds=(0,)
+    )
+    result = run_bench(config)
+    status = {r["algo"]: r for r in result.results}
+    assert (
+        status["bc-none"]["status"] == "error" and "d3rlpy exploded" in status["bc-none"]["error"]
+    )
+    assert status["ctd"]["status"] == "ok"
+    assert {p: p.stat().st_mtime_ns for p in encoders} == encoders  # shared encoder reused
+    error = json.loads(Path(status["bc-none"]["path"]).read_text())
+    assert error["status"] == "error" and "RuntimeError" in error["traceback"]
+    rerun = json.loads((out / "records" / "tiny" / "ctd" / "all" / "seed0.json").read_text())
+    original = next(r for r in _records(bench) if r["algo"] == "ctd" and r["seed"] == 0)
+    assert rerun["success_by_task"] == original["success_by_task"]  # same seed, same result
+    assert rerun["train_metrics"] == pytest.approx(original["train_metrics"])
+    board = build_leaderboard(LeaderboardConfig(records=(out / "records",), out=tmp_path, reps=50))
+    assert [e["path"] for e in board["errors"]] == [status["bc-none"]["path"]]
+    assert "d3rlpy exploded" in (tmp_path / "LEADERBOARD.md").read_text()
+    monkeypatch.undo()
+    assert [r.algo.id for r in bench_run.plan(config)[0]] == ["bc-none"]  # errors are retried
+
+
+def test_records_of_other_settings_are_refused_on_rerun(bench, tmp_path):
+    out = tmp_path / "runs"
+    shutil.copytree(bench["config"].out / "records", out / "records")
+    path = out / "records" / "tiny" / "ctd" / "all" / "seed0.json"
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "fingerprint": "0" * 16}))
+    config = BenchRunConfig(
+        suite="tiny", out=out, root=bench["config"].root, progress=False, dry_run=True
+    )
+    with pytest.raises(CtdkitError, match=r"other settings.*--overwrite"):
+        run_bench(config)
+    config.overwrite = True
+    assert len(run_bench(config).finished) == 3
+
+
+def test_data_scaling_rows_get_a_table_and_a_plot(bench, tmp_path):
+    records = _copy_records(bench, tmp_path)
+    for path in list(records.rglob("seed*.json")):
+        record = json.loads(path.read_text())
+        for n in (2, 4):
+            variant = {**record, "variant": f"ep{n}", "episodes_per_task": n}
+            variant["dataset"] = {**record["dataset"], "subset_checksum": str(n) * 64}
+            variant["success_by_task"] = {
+                t: v * n / 4 for t, v in record["success_by_task"].items()
+            }
+            target = path.parent.parent / f"ep{n}" / path.name
+            target.parent.mkdir(exist_ok=True)
+            target.write_text(json.dumps(variant))
+        path.unlink()
+    board = build_leaderboard(LeaderboardConfig(records=(records,), out=tmp_path, reps=50))
+    rows = {row["label"]: row for row in board["suites"]["tiny"]["rows"]}
+    assert set(rows) == {"ctd @ep2", "ctd @ep4", "bc-none @ep2", "bc-none @ep4"}
+    assert rows["bc-none @ep2"]["mean"][0] == pytest.approx(rows["bc-none @ep4"]["mean"][0] / 2)
+    assert "p_reference_better" in rows["bc-none @ep2"]  # compared within its own variant
+    markdown = (tmp_path / "LEADERBOARD.md").read_text()
+    assert "| algorithm | 2 | 4 |" in markdown
+    assert board["plots"]["tiny"]["scaling"] == "leaderboard/tiny-scaling.png"
+    assert (tmp_path / "leaderboard" / "tiny-scaling.png").stat().st_size > 0
+
+
+# ------------------------------------------------------------------------------ bad input
+def test_corrupt_record_is_skipped_with_a_warning_naming_it(bench, tmp_path):
+    records = _copy_records(bench, tmp_path)
+    (records / "tiny" / "broken.json").write_text('{"schema": 1, "status": "ok"')
+    (records / "tiny" / "partial.json").write_text('{"schema": 1, "status": "ok"}')
+    with pytest.warns(RecordWarning) as caught:
+        board = build_leaderboard(LeaderboardConfig(records=(records,), out=tmp_path, reps=50))
+    messages = " ".join(str(w.message) for w in caught)
+    assert "broken.json" in messages and "partial.json" in messages
+    assert sum(row["runs"] for row in board["suites"]["tiny"]["rows"]) == 4
+
+
+def test_records_of_different_dataset_checksums_are_refused(bench, tmp_path):
+    records = _copy_records(bench, tmp_path)
+    path = records / "tiny" / "bc-none" / "all" / "seed1.json"
+    record = json.loads(path.read_text())
+    record["dataset"]["checksum"] = "f" * 64
+    path.write_text(json.dumps(record))
+    with pytest.raises(CtdkitError, match=r"mixes datasets.*seed1\.json") as error:
+        build_leaderboard(LeaderboardConfig(records=(records,), out=tmp_path, reps=50))
+    assert "\n" not in str(error.value)
+
+
+def test_unknown_suite_and_algorithm_list_the_valid_ones(capsys):
+    from ctdkit.bench.__main__ import Command, main
+    from ctdkit.cli import run_cli
+
+    with pytest.raises(CtdkitError, match=r"unknown suite 'mt10-expret'.*mt10-expert"):
+        get_suite("mt10-expret")
+    with pytest.raises(CtdkitError, match=r"unknown algorithm 'iql-cdt'.*iql-ctd.*td3bc-none"):
+        parse_algo("iql-cdt")
+    assert run_cli(Command, main, args=["run", "--suite", "nope", "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ctdkit: unknown suite 'nope'") and "\n" not in err
+    assert run_cli(Command, main, args=["run", "--suite", "tiny", "--algos", "sac-none"]) == 2
+    assert "valid: ctd, oracle, none, bc-ctd" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ statistics
+def test_rliable_aggregates_of_known_scores():
+    from rliable import library as rly
+    from rliable import metrics
+
+    known = np.array([[0.0, 0.1, 0.2, 0.3], [0.4, 0.5, 0.6, 0.7], [0.8, 0.9, 1.0, 1.0]])
+    assert iqm(known) == pytest.approx(0.55)  # mean of the middle six: 0.3 ... 0.8
+    stats = row_statistics(known)
+    assert stats[:2] == pytest.approx([0.55, 6.5 / 12])
+    assert stats[2 + 25] == pytest.approx(np.mean(known > 0.5))  # profile at τ = 0.5
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # equal to rliable's own metrics
+        x, y = rng.integers(0, 11, (3, 5)) / 10, rng.integers(0, 11, (2, 5)) / 10
+        assert iqm(x) == pytest.approx(metrics.aggregate_iqm(x))
+        assert row_statistics(x)[2:] == pytest.approx(
+            rly.score_distributions(x, np.linspace(0, 1, 51))
+        )
+        assert probability_of_improvement(x, y)[0] == pytest.approx(
+            metrics.probability_of_improvement(x, y)
+        )
+    ones, zeros = np.ones((3, 4)), np.zeros((3, 4))
+    assert probability_of_improvement(ones, zeros)[0] == 1.0
+    assert probability_of_improvement(known, known)[0] == pytest.approx(0.5)
+    first = interval_estimates({"a": known}, row_statistics, 500, seed=0)["a"]
+    np.random.seed(123)  # the global generator (which rliable draws from) does not matter
+    again = interval_estimates({"b": known * 0, "a": known}, row_statistics, 500, seed=0)["a"]
+    other = interval_estimates({"a": known}, row_statistics, 500, seed=1)["a"]
+    assert np.array_equal(first["low"], again["low"]) and not np.array_equal(
+        first["low"], other["low"]
+    )
+    assert first["low"][0] <= 0.55 <= first["high"][0]
+    constant = interval_estimates({"c": np.full((3, 4), 0.7)}, row_statistics, 100, seed=0)["c"]
+    assert constant["low"][0] == pytest.approx(0.7) and constant["high"][0] == pytest.approx(0.7)
+
+
+# ------------------------------------------------------------------------------ conditioning
+@pytest.fixture(scope="module")
+def tiny_data(bench):
+    from ctdkit.data import load_transitions
+
+    return load_transitions(TINY.dataset_id, root=bench["config"].root)
+
+
+def test_oracle_conditioned_bc_sees_and_uses_the_one_hot(tiny_data):
+    import d3rlpy
+
+    from ctdkit.bench.algos import d3rlpy_config
+    from ctdkit.bench.run import _quiet_d3rlpy
+    from ctdkit.collective import make_context
+    from ctdkit.policies.history import EpisodeHistory
+
+    data = tiny_data
+    context = make_context("oracle", data)
+    rows, next_rows = context.for_transitions(data)
+    dataset = conditioned_dataset(data, rows, next_rows, "full")
+    first = dataset.episodes[0]  # truncated: its final observation is appended
+    n = int((data.episode_index == 0).sum())
+    np.testing.assert_array_equal(first.observations[:n, :2], rows[:n])
+    np.testing.assert_array_equal(first.observations[:n, 2:], data.observations[:n])
+    np.testing.assert_array_equal(first.observations[n, 2:], data.next_observations[n - 1])
+    _quiet_d3rlpy()
+    d3rlpy.seed(0)
+    inputs = np.concatenate([rows, data.observations], axis=1)
+    algo = d3rlpy_config("bc", (64, 64), 64, inputs.mean(0), inputs.std(0)).create()
+    algo.fit(
+        dataset,
+        n_steps=300,
+        n_steps_per_epoch=300,
+        show_progress=False,
+        save_interval=10**9,
+        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
+    )
+    assert algo.observation_shape == (39 + 2,)
+    agent = ConditionedAgent(algo, context, "full", "bc-oracle")
+    observation = data.observations[:1].repeat(2, axis=0)
+    history = EpisodeHistory(2, 39, 4, 10)
+    history.start(np.arange(2), observation)
+    agent.bind(["reach-v3", "push-v3"])
+    actions = agent.act(observation, history)
+    assert np.abs(actions[0] - actions[1]).max() > 1e-3  # only the one-hot differs
+    agent.bind(["push-v3", "reach-v3"])
+    np.testing.assert_allclose(agent.act(observation, history), actions[::-1], atol=1e-6)
+
+
+def test_ctd_conditioned_baseline_acts_on_the_encoder_context(bench, tiny_data):
+    from ctdkit.bench.conditioning import load_context
+    from ctdkit.policies.history import EpisodeHistory
+
+    data = tiny_data
+    encoder_dir = next((bench["config"].out / "encoders").iterdir())
+    context, info = load_context("ctd", data, transitions_checksum(data), encoder_dir)
+    assert context.dim == 6 and info["steps"] == TINY.encoder_steps
+    rows, next_rows = context.for_transitions(data)
+    dataset = conditioned_dataset(data, rows, next_rows, "full")
+    assert dataset.episodes[0].observations.shape[1] == 6 + 39
+
+    class Recorder:  # stands in for a d3rlpy algorithm: keeps what predict was given
+        def predict(self, x):
+            self.x = x
+            return np.zeros((len(x), 4), np.float32)
+
+    recorder = Recorder()
+    agent = ConditionedAgent(recorder, context, "goal-hidden", "bc-ctd")
+    episode = np.flatnonzero(data.episode_index == 0)
+    history = EpisodeHistory(1, 39, 4, len(episode))
+    history.start(0, data.observations[episode[0]])
+    for row in episode[:3]:
+        history.record(np.array([0]), data.actions[row][None], data.rewards[row][None],
+                       data.next_observations[row][None])  # fmt: skip
+    agent.bind(["reach-v3"])
+    agent.act(data.observations[episode[3]][None], history)
+    np.testing.assert_allclose(recorder.x[0, :6], rows[episode[3]], atol=1e-5)
+    assert np.all(recorder.x[0, 6 + 36 :] == 0)  # the agent's view: goal hidden
+
+
+# ------------------------------------------------------------------------------ data + suites
+def test_select_takes_the_first_episodes_of_each_task(tiny_data):
+    data = tiny_data
+    two = select(data, episodes_per_task=2)
+    assert two.num_episodes == 4 and two.tasks == data.tasks
+    kept = np.isin(data.episode_index, [0, 1, 4, 5])  # 4 episodes per task, tasks in order
+    np.testing.assert_array_equal(two.observations, data.observations[kept])
+    np.testing.assert_array_equal(np.unique(two.episode_index), np.arange(4))
+    assert transitions_checksum(two) == transitions_checksum(select(data, episodes_per_task=2))
+    assert transitions_checksum(two) != transitions_checksum(data)
+    push = select(data, ("push-v3",), episodes_per_task=1)
+    assert push.tasks == ("push-v3",) and set(push.task_index) == {0}
+    np.testing.assert_array_equal(push.observations, data.observations[data.episode_index == 4])
+    with pytest.raises(CtdkitError, match="fewer than the 5"):
+        select(data, episodes_per_task=5)
+
+
+def test_every_suite_names_valid_algorithms_and_a_buildable_dataset():
+    for suite in SUITES.values():
+        assert all(parse_algo(a) for a in suite.algos)
+        config = collect_config(recipe_command(suite.dataset_id, suite.recipe))
+        assert config.resolved_dataset_id() == suite.dataset_id
+    mixed = collect_config(recipe_command("ctdkit/mt10-scripted-random0p5-v0"))
+    assert mixed.random_fraction == 0.5 and mixed.episodes_per_task == 20
+    assert len(ALGO_IDS) == 3 + 4 * 3
+    budgets = {(s.n_steps, s.batch_size, s.hidden) for n, s in SUITES.items() if n != "tiny"}
+    assert budgets == {(5000, 256, (256, 256))}
