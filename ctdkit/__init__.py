@@ -29,6 +29,8 @@ _EXPORTS = {
     "CollectiveAgent": "ctdkit.collective",
     "EvalAgent": "ctdkit.policies",
     "evaluate": "ctdkit.eval",
+    "TrainExpertConfig": "ctdkit.experts",
+    "train_expert": "ctdkit.experts",
     "summarize": "ctdkit.eval",
     "PipelineConfig": "ctdkit.pipeline",
     "run_pipeline": "ctdkit.pipeline",

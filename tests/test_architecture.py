@@ -7,8 +7,9 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "ctdkit"
 #: bottom to top; shared utilities (errors, progress, cli, parallel) sit below everything
-LAYERS = ["envs", "policies", "data", "collect", "encoder", "collective", "eval", "pipeline"]
-UTILITIES = {"errors", "progress", "cli", "parallel"}
+LAYERS = ["envs", "policies", "data", "collect", "encoder", "collective", "eval"]
+LAYERS += ["experts", "bench", "pipeline"]
+UTILITIES = {"errors", "progress", "cli", "parallel", "ray_backend"}
 
 
 def _stage(module: str) -> str | None:
@@ -45,6 +46,7 @@ def test_no_stage_imports_a_later_stage():
                         "train_encoder",
                         "train_collective",
                         "evaluate",
+                        "train_expert",
                     }
                     or other == "__init__"
                 ), f"{relative}: unknown module {target}"

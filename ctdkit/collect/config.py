@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -20,10 +21,14 @@ class CollectConfig:
     """Task set (MT10, MT50) and/or task names, e.g. `MT10` or `reach-v3 push-v3`."""
     episodes_per_task: int = 3
     """Episodes stored per task."""
-    policy: Literal["scripted", "random"] = "scripted"
-    """Acting policy: Meta-World's scripted expert or uniform random actions."""
+    policy: Literal["scripted", "random", "sac"] = "scripted"
+    """Acting policy: Meta-World's scripted expert, uniform random actions, or a trained SAC
+    expert (`--checkpoint`; it acts with its deterministic action tanh(μ) and labels every step
+    with its own mean tanh(μ) and log-std)."""
+    checkpoint: Path | None = None
+    """Expert file for `--policy sac` (`expert.pt` of `python -m ctdkit.train_expert`)."""
     noise: float = 0.0
-    """Std of Gaussian action noise added to the scripted expert's action (then clipped)."""
+    """Std of Gaussian action noise added to the expert's action (then clipped)."""
     random_fraction: float = 0.0
     """Share of each task's stored episodes acted by the random policy instead (the first
     round(f·N) episodes): builds the mixed-quality tier (e.g. 0.5 = half expert, half random)."""
@@ -33,6 +38,12 @@ class CollectConfig:
     """Fixes the goal configurations (env seed) and every episode's seed."""
     workers: int = 2
     """Worker processes; the data are identical for any count."""
+    backend: Literal["local", "ray"] = "local"
+    """Where episodes run: a local process pool, or Ray tasks (`pip install "ctdkit[ray]"`);
+    the data are identical either way."""
+    ray_address: str | None = None
+    """Ray cluster HEAD:PORT for `--backend ray` (default: start a local Ray with --workers
+    CPUs). Every node must see --root (a shared filesystem): workers write their shards there."""
     dataset_id: str | None = None
     """Group id with a version suffix, e.g. `ctdkit/mt10-scripted-v0` (default: derived)."""
     data_format: Literal["hdf5", "arrow"] = "hdf5"
@@ -87,7 +98,19 @@ class CollectConfig:
             "ref_episodes",
         ]
         fields = {name: getattr(self, name) for name in keep}
+        if self.policy == "sac":  # the expert's weights determine the data, not its path
+            fields["checkpoint_sha256"] = self.checkpoint_sha256()
         return {"tasks": list(self.resolved_tasks()), **fields}
+
+    def checkpoint_sha256(self) -> str | None:
+        """Content hash of ``checkpoint`` (None without one)."""
+        if self.checkpoint is None or not Path(self.checkpoint).is_file():
+            return None
+        h = hashlib.sha256()
+        with open(self.checkpoint, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
 
     def replace(self, **changes) -> CollectConfig:
         return dataclasses.replace(self, **changes)

@@ -45,13 +45,16 @@ class Job:
     policy: str
     noise: float
     log_std_floor: float
+    checkpoint: str | None = None  # expert file of a "sac" policy
 
     def make_policy(self) -> Policy:
         if self.kind == "ref-random":
             return RandomPolicy()
         if self.kind == "ref-expert":
             return ScriptedPolicy(self.task, noise=0.0, log_std_floor=self.log_std_floor)
-        return make_policy(self.policy, self.task, self.noise, self.log_std_floor)
+        return make_policy(
+            self.policy, self.task, self.noise, self.log_std_floor, checkpoint=self.checkpoint
+        )
 
 
 _WORKER_ENVS: dict[tuple, gym.Env] = {}  # per process: envs are slow to build (~1 s)
@@ -112,6 +115,9 @@ def plan_jobs(config: CollectConfig, tasks: tuple[str, ...], staging: Path) -> l
                         policy="random" if random_episode else config.policy,
                         noise=0.0 if random_episode else config.noise,
                         log_std_floor=config.log_std_floor,
+                        checkpoint=None
+                        if random_episode or config.checkpoint is None
+                        else str(config.checkpoint),
                     )
                 )
     return jobs

@@ -41,7 +41,7 @@ from ctdkit.data.store import (
 from ctdkit.envs.make import validate_max_episode_steps
 from ctdkit.envs.tasks import task_set_name
 from ctdkit.errors import CtdkitError, unknown
-from ctdkit.parallel import parallel_map
+from ctdkit.parallel import BACKENDS, parallel_map
 from ctdkit.policies import POLICY_KINDS
 
 
@@ -85,10 +85,25 @@ def _validate(config: CollectConfig) -> tuple[tuple[str, ...], GroupId]:
         raise CtdkitError(f"--random-fraction must be in [0, 1], got {config.random_fraction}")
     if config.noise < 0 or not np.isfinite(config.noise):
         raise CtdkitError(f"--noise must be a finite number >= 0, got {config.noise}")
+    if config.policy == "sac":
+        _validate_expert(config, tasks)
+    if config.backend not in BACKENDS:
+        raise unknown("backend", config.backend, BACKENDS)
     if config.data_format not in ("hdf5", "arrow"):
         raise unknown("data format", config.data_format, ("hdf5", "arrow"))
     validate_max_episode_steps(config.max_episode_steps)
     return tasks, parse_group_id(config.resolved_dataset_id())
+
+
+def _validate_expert(config: CollectConfig, tasks: tuple[str, ...]) -> None:
+    """A SAC expert acts on its own task only, with the env's dimensions."""
+    if config.checkpoint is None:
+        raise CtdkitError("--policy sac needs --checkpoint PATH (an expert.pt of train_expert)")
+    from ctdkit.policies.sac import check_expert_fits, load_expert  # torch: only for sac
+
+    _, record = load_expert(config.checkpoint)
+    for task in tasks:
+        check_expert_fits(config.checkpoint, record, task)
 
 
 def _staging_dir(root: Path, group: GroupId) -> Path:
@@ -174,6 +189,11 @@ def assemble_task(job: AssembleJob) -> TaskSummary:
         "command": command_line(config),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if config.policy == "sac":  # which expert acted: its file and content hash
+        extra |= {
+            "checkpoint": str(config.checkpoint),
+            "checkpoint_sha256": config.checkpoint_sha256(),
+        }
     noise = f" with Gaussian action noise σ={config.noise:g}" if config.noise else ""
     if config.random_episodes():
         noise += f" ({config.random_episodes()} of them acted by the random policy instead)"
@@ -188,7 +208,7 @@ def assemble_task(job: AssembleJob) -> TaskSummary:
                 f"policy{noise}, {config.max_episode_steps}-step time limit, seed {config.seed}. "
                 "Infos carry per-step success and the acting policy's action mean/log-std labels."
             ),
-            algorithm_name="metaworld-scripted" if config.policy == "scripted" else "random",
+            algorithm_name=_ALGORITHM_NAMES[config.policy],
             ref_min_score=ref_min,
             ref_max_score=ref_max,
             extra_metadata=extra,
@@ -207,6 +227,9 @@ def assemble_task(job: AssembleJob) -> TaskSummary:
     )
 
 
+_ALGORITHM_NAMES = {"scripted": "metaworld-scripted", "random": "random", "sac": "sac-expert"}
+
+
 def _version(package: str) -> str:
     from importlib.metadata import version
 
@@ -219,6 +242,8 @@ def command_line(config: CollectConfig) -> str:
     defaults = CollectConfig()
     for name in ("episodes_per_task", "policy", "noise", "seed", "max_episode_steps"):
         parts += [f"--{name.replace('_', '-')}", str(getattr(config, name))]
+    if config.policy == "sac":
+        parts += ["--checkpoint", str(config.checkpoint)]
     for name in ("random_fraction", "log_std_floor", "ref_episodes", "data_format"):
         if getattr(config, name) != getattr(defaults, name):
             parts += [f"--{name.replace('_', '-')}", str(getattr(config, name))]
@@ -240,13 +265,30 @@ def collect(config: CollectConfig) -> CollectResult:
         raise CtdkitError(
             f"dataset {existing[0]} already exists in {root} (pass --overwrite to replace it)"
         )
+    if config.backend == "ray":  # before staging: an unreachable cluster leaves nothing behind
+        from ctdkit.ray_backend import connect
+
+        connect(config.ray_address, num_cpus=config.workers)
+    backend = {"backend": config.backend, "ray_address": config.ray_address}
     _prepare_staging(config, staging)
     jobs = plan_jobs(config, tasks, staging)
     todo = [job for job in jobs if not job.shard.exists()]
     name = config.resolved_dataset_id()
     parallel_map(
-        run_job, todo, config.workers, f"episodes {name}", len(jobs) - len(todo), config.progress
+        run_job,
+        todo,
+        config.workers,
+        f"episodes {name}",
+        len(jobs) - len(todo),
+        config.progress,
+        **backend,
     )
+    missing = [job.shard for job in todo if not job.shard.exists()]
+    if missing:  # Ray workers on other machines wrote to a disk the driver does not see
+        raise CtdkitError(
+            f"{len(missing)} episode shards are missing here, e.g. {missing[0]}: with a "
+            "multi-machine Ray cluster --root must be a filesystem shared by every node"
+        )
 
     staging_root = staging / "minari"
     shutil.rmtree(staging_root, ignore_errors=True)  # a crash mid-assembly left it partial
@@ -255,7 +297,7 @@ def collect(config: CollectConfig) -> CollectResult:
     assemble = [AssembleJob(config, tasks, group, task, staging) for task in tasks]
     result = CollectResult(group_id=str(group), root=root)
     result.tasks = parallel_map(
-        assemble_task, assemble, config.workers, f"write {name}", 0, config.progress
+        assemble_task, assemble, config.workers, f"write {name}", 0, config.progress, **backend
     )
     publish(staging_root, dataset_ids, root, overwrite=config.overwrite or finishing)
     result.checksum = combine_checksums((t.task, t.checksum) for t in result.tasks)

@@ -22,10 +22,12 @@ from ctdkit.progress import progress_bar
 class EvaluateConfig:
     """Evaluate an agent on Meta-World tasks with one of the two protocols."""
 
-    agent: Literal["scripted", "random", "collective"] = "scripted"
-    """Agent to evaluate: Meta-World's scripted experts, random, or a collective checkpoint."""
+    agent: Literal["scripted", "random", "collective", "sac"] = "scripted"
+    """Agent to evaluate: Meta-World's scripted experts, random, a collective checkpoint or a
+    SAC expert (deterministic actions)."""
     checkpoint: Path | None = None
-    """Weights of a trained agent (`collective.pt` of `ctdkit.train_collective`)."""
+    """Weights of a trained agent (`collective.pt` of `ctdkit.train_collective`, `expert.pt`
+    of `ctdkit.train_expert`)."""
     tasks: tuple[str, ...] = ("MT10",)
     """Task set (MT10, MT50) and/or task names."""
     protocol: Literal["official", "all-goals"] = "official"
@@ -48,6 +50,10 @@ def make_agent(config: EvaluateConfig, seed: int) -> EvalAgent:
         return RandomAgent(seed=seed)
     if config.checkpoint is None:
         raise CtdkitError(f"--agent {config.agent} needs --checkpoint PATH")
+    if config.agent == "sac":
+        from ctdkit.policies.sac import SACAgent
+
+        return SACAgent.load(config.checkpoint)
     from ctdkit.collective import CollectiveAgent, CollectiveSAC  # a later stage: import lazily
 
     return CollectiveAgent(CollectiveSAC.load(config.checkpoint))

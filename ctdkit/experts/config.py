@@ -1,0 +1,122 @@
+"""Configuration of expert training: SAC's hyper-parameters and the run around them.
+
+``TrainExpertConfig`` doubles as the ``python -m ctdkit.train_expert`` CLI (``--sac.batch-size``
+sets a nested field). Defaults are METHOD.md's "Expert SAC" numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ctdkit.envs.make import MAX_EPISODE_STEPS
+
+
+@dataclass
+class SACConfig:
+    """Soft actor-critic (Haarnoja et al. 2018), as the original's experts used it.
+
+    With tanh-Gaussian actor π, twin critics Q₁, Q₂, target critics Q̄ (Polyak, τ) and
+    temperature α = exp(log α):
+
+    * critic: ``Σᵢ (Qᵢ(s, a) − y)²`` with
+      ``y = r + γ (1 − terminated) (min_j Q̄_j(s', a') − α log π(a'|s'))``, ``a' ~ π(·|s')``
+      (time-limit truncation bootstraps: only true termination stops it);
+    * actor: ``α log π(ã|s) − min_j Q_j(s, ã)``, ``ã ~ π(·|s)`` reparameterised;
+    * temperature: ``α · (−log π(ã|s) − H̄)`` (gradient on log α; α shrinks while the
+      policy's entropy exceeds the target ``H̄``, −|A| by default).
+    """
+
+    hidden: tuple[int, ...] = (256, 256)
+    """Hidden widths of the actor and of each critic."""
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 1e-4
+    """Learning rate of log α."""
+    batch_size: int = 512
+    buffer_size: int = 140_000
+    """Replay capacity in transitions (oldest overwritten first)."""
+    gamma: float = 0.99
+    tau: float = 0.005
+    """Polyak rate of the target critics."""
+    init_temperature: float = 0.01
+    target_entropy: float | None = None
+    """Target entropy H̄; default −|A|."""
+    warmup_steps: int = 5_000
+    """Env steps acted uniformly at random before the first update."""
+    updates_per_step: int = 1
+    """Gradient updates per env step after warm-up (update-to-data ratio)."""
+    seed: int = 0
+    """Seeds the networks, the batch sampler and the exploration noise."""
+
+
+@dataclass
+class TrainExpertConfig:
+    """Train one SAC expert online on a Meta-World task; its replay becomes an online dataset."""
+
+    task: str = "reach-v3"
+    """Meta-World v3 task."""
+    total_steps: int = 100_000
+    """Env steps to train for (rounded up to whole episodes; extendable with --resume)."""
+    sac: SACConfig = field(default_factory=SACConfig)
+    env_seed: int = 0
+    """Fixes the task's 50 goal configurations and every episode's reset seed."""
+    max_episode_steps: int = MAX_EPISODE_STEPS
+    """Episode length (time-limit truncation), at most Meta-World's 500."""
+    eval_every: int = 10_000
+    """Evaluate the deterministic actor every this many env steps (0: only at the end)."""
+    eval_episodes: int = 10
+    """Episodes per evaluation (ctdkit's `official` protocol: first success ends an episode)."""
+    eval_seed: int = 1_000
+    """Seed of the evaluation envs: their goal variations differ from the training ones."""
+    checkpoint_every: int = 5_000
+    """Checkpoint (weights, optimisers, replay, RNG states) every this many env steps."""
+    out_dir: Path = Path("runs/expert")
+    """Run directory: checkpoint.pt, expert.pt, metrics.json, episodes/ (the training replay)."""
+    resume: bool = False
+    """Continue the run in out_dir exactly where its last checkpoint left it."""
+    overwrite: bool = False
+    """Discard an existing run in out_dir."""
+    dataset_id: str | None = None
+    """Publish the training replay as this Minari dataset group at the end, e.g.
+    `ctdkit/reach-sac-online-v0` (it holds `ctdkit/reach-sac-online/reach-v0`)."""
+    data_format: Literal["hdf5", "arrow"] = "hdf5"
+    """Minari storage format of the online dataset."""
+    root: Path | None = None
+    """Minari datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets)."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The settings that determine the training stream; ``--resume`` must match them.
+
+        ``total_steps`` is left out (a run may be extended), and so are evaluation, checkpoint
+        and output settings (they consume no training randomness).
+        """
+        keep = ("task", "env_seed", "max_episode_steps")
+        fields = {name: getattr(self, name) for name in keep}
+        sac = dataclasses.asdict(self.sac)
+        sac["hidden"] = list(sac["hidden"])
+        return {**fields, **{f"sac.{k}": v for k, v in sac.items()}}
+
+    def command(self) -> str:
+        """The ``python -m ctdkit.train_expert`` command that reproduces this run's data."""
+        parts = ["python -m ctdkit.train_expert", "--task", self.task]
+        parts += ["--total-steps", str(self.total_steps), "--env-seed", str(self.env_seed)]
+        parts += ["--max-episode-steps", str(self.max_episode_steps)]
+        defaults = SACConfig()
+        for name in (f.name for f in dataclasses.fields(SACConfig)):
+            value = getattr(self.sac, name)
+            if value != getattr(defaults, name):
+                words = [str(v) for v in value] if isinstance(value, tuple) else [str(value)]
+                parts += [f"--sac.{name.replace('_', '-')}", *words]
+        if self.data_format != "hdf5":
+            parts += ["--data-format", self.data_format]
+        if self.dataset_id is not None:
+            parts += ["--dataset-id", self.dataset_id]
+        return " ".join(parts)
+
+    def replace(self, **changes: Any) -> TrainExpertConfig:
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,379 @@
+"""Train one SAC expert online: episodes, updates, evaluations, checkpoints, exact resume.
+
+A run directory holds ``run.json`` (the config fingerprint), ``checkpoint.pt`` (networks,
+optimisers, temperature, replay, RNG states, counters), ``expert.pt`` (the actor alone: what
+``collect --policy sac`` and ``evaluate --agent sac`` load), ``metrics.json`` (evaluations) and
+``episodes/`` (every training episode as it was collected: the online dataset's source).
+
+Exact resume: checkpoints are taken between episodes, and each episode's env reset and warm-up
+actions derive from (env seed, task, episode index) alone, so a run continued from a checkpoint
+makes the same updates as one never interrupted. Episodes written after the last checkpoint are
+discarded on ``--resume``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ctdkit.data.episode import INFO_EXPERT_LOG_STD, INFO_EXPERT_MEAN, INFO_SUCCESS, EpisodeData
+from ctdkit.data.ids import parse_group_id
+from ctdkit.data.store import datasets_root
+from ctdkit.envs.make import make_env, validate_max_episode_steps
+from ctdkit.envs.tasks import stable_task_id, validate_task
+from ctdkit.errors import CtdkitError
+from ctdkit.eval.protocols import evaluate_official
+from ctdkit.experts.config import TrainExpertConfig
+from ctdkit.experts.online import EPISODES, episode_path, write_online_dataset
+from ctdkit.experts.replay import ReplayBuffer
+from ctdkit.experts.sac import SACLearner
+from ctdkit.policies.random import RandomPolicy
+from ctdkit.policies.sac import SACAgent, actor_labels, expert_record
+from ctdkit.progress import progress_bar
+
+RUN_FILE, CHECKPOINT, EXPERT, METRICS = "run.json", "checkpoint.pt", "expert.pt", "metrics.json"
+
+
+def episode_seed(env_seed: int, task: str, index: int) -> int:
+    """Reset seed (and warm-up action seed) of training episode ``index``."""
+    entropy = [env_seed, stable_task_id(task), index]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+@dataclass
+class ExpertResult:
+    task: str
+    out_dir: Path
+    env_steps: int
+    updates: int
+    episodes: int
+    seconds: float
+    cpu_seconds: float
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+    dataset_id: str | None = None
+    checksum: str | None = None
+
+    @property
+    def final_success(self) -> float | None:
+        return self.evaluations[-1]["success"] if self.evaluations else None
+
+    def first_reaching(self, success: float) -> dict[str, Any] | None:
+        """The first evaluation with success ≥ ``success`` (env steps, seconds), if any."""
+        return next((e for e in self.evaluations if e["success"] >= success), None)
+
+
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+class ExpertTrainer:
+    """One SAC agent, its env, replay and counters; ``train(until)`` runs whole episodes."""
+
+    def __init__(self, config: TrainExpertConfig):
+        self.config = config
+        self.task = validate_task(config.task)
+        self.env = make_env(
+            self.task, seed=config.env_seed, max_episode_steps=config.max_episode_steps
+        )
+        obs_dim = self.env.observation_space.shape[0]
+        action_dim = self.env.action_space.shape[0]
+        self.learner = SACLearner(config.sac, obs_dim, action_dim)
+        self.replay = ReplayBuffer(config.sac.buffer_size, obs_dim, action_dim)
+        self.rng = np.random.default_rng(config.sac.seed)  # batch indices
+        self.warmup_policy = RandomPolicy(action_dim)
+        self.env_steps = 0
+        self.episodes = 0
+        self.seconds = 0.0  # wall time of training and evaluation, summed over resumed calls
+        self.cpu_seconds = 0.0  # this process's CPU time for the same (honest on a busy machine)
+        self.evaluations: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ acting and learning
+    def run_episode(self) -> EpisodeData:
+        """Collect one episode, updating the learner after every step past warm-up."""
+        sac, limit = self.config.sac, self.config.max_episode_steps
+        obs_dim, action_dim = self.learner.obs_dim, self.learner.action_dim
+        observations = np.empty((limit + 1, obs_dim), dtype=np.float64)
+        actions = np.empty((limit, action_dim), dtype=np.float32)
+        rewards = np.empty(limit, dtype=np.float64)
+        terminations = np.zeros(limit, dtype=bool)
+        truncations = np.zeros(limit, dtype=bool)
+        means = np.empty((limit + 1, action_dim), dtype=np.float32)
+        log_stds = np.empty((limit + 1, action_dim), dtype=np.float32)
+        success = np.zeros((limit + 1, 1), dtype=bool)
+
+        seed = episode_seed(self.config.env_seed, self.task, self.episodes)
+        start_step, version, random_steps = self.env_steps, self.learner.updates, 0
+        self.warmup_policy.reset(seed)
+        obs, _ = self.env.reset(seed=seed)
+        observations[0] = obs
+        t = 0
+        while True:
+            if self.env_steps < sac.warmup_steps:
+                step = self.warmup_policy.act(obs)
+                action, means[t], log_stds[t] = step.action, step.mean, step.log_std
+                random_steps += 1
+            else:
+                action, means[t], log_stds[t] = self.learner.explore(obs)
+            next_obs, reward, terminated, truncated, info = self.env.step(action)
+            self.replay.add(obs, action, reward, next_obs, terminated)
+            self.env_steps += 1
+            actions[t], rewards[t] = action, reward
+            terminations[t], truncations[t] = terminated, truncated
+            observations[t + 1] = next_obs
+            success[t + 1] = bool(info.get("success", 0.0))
+            t += 1
+            if self.env_steps >= sac.warmup_steps and len(self.replay) >= sac.batch_size:
+                for _ in range(sac.updates_per_step):
+                    self.learner.update(self.replay.sample(sac.batch_size, self.rng))
+            obs = next_obs
+            if terminated or truncated:
+                break
+        # label of the final observation (no action is taken there)
+        if self.env_steps < sac.warmup_steps:
+            final = self.warmup_policy.act(obs)
+            means[t], log_stds[t] = final.mean, final.log_std
+        else:
+            mean, log_std = actor_labels(self.learner.actor, obs[None])
+            means[t], log_stds[t] = mean[0], log_std[0]
+
+        episode = EpisodeData(
+            observations=observations[: t + 1],
+            actions=actions[:t],
+            rewards=rewards[:t],
+            terminations=terminations[:t],
+            truncations=truncations[:t],
+            infos={
+                INFO_EXPERT_LOG_STD: log_stds[: t + 1],
+                INFO_EXPERT_MEAN: means[: t + 1],
+                INFO_SUCCESS: success[: t + 1],
+            },
+            metadata={
+                "task": self.task,
+                "task_index": 0,
+                "policy": "sac",
+                "training_step": start_step,
+                "policy_version": version,
+                "random_steps": random_steps,
+                "success": bool(success.any()),
+                "return": float(rewards[:t].sum()),
+                "length": int(t),
+            },
+            seed=seed,
+        )
+        episode.save(episode_path(self.config.out_dir, self.episodes))
+        self.episodes += 1
+        return episode
+
+    def evaluate(self) -> dict[str, Any]:
+        """Success of the deterministic actor through ctdkit's ``official`` protocol."""
+        agent = SACAgent(self.learner.actor, self.task)
+        config = self.config
+        result = evaluate_official(agent, (self.task,), config.eval_seed, config.eval_episodes)
+        record = {
+            "env_steps": self.env_steps,
+            "updates": self.learner.updates,
+            "seconds": round(self.seconds, 1),
+            "cpu_seconds": round(self.cpu_seconds, 1),
+            "episodes": len(result.episodes),
+            "success": result.mean_success,
+            "mean_return": float(np.mean([e["return"] for e in result.episodes])),
+        }
+        self.evaluations.append(record)
+        return record
+
+    def train(
+        self,
+        until: int,
+        progress: bool = False,
+        on_eval: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        """Run whole episodes until ``env_steps >= until``, evaluating and checkpointing."""
+        config = self.config
+        with progress_bar(f"sac {self.task}", total=until, enabled=progress) as advance:
+            advance(min(self.env_steps, until))
+            while self.env_steps < until:
+                start, cpu, before = time.perf_counter(), time.process_time(), self.env_steps
+                self.run_episode()
+                self.seconds += time.perf_counter() - start
+                self.cpu_seconds += time.process_time() - cpu
+                if _crossed(before, self.env_steps, config.eval_every) and config.eval_episodes:
+                    self._evaluate_timed(on_eval)
+                if _crossed(before, self.env_steps, config.checkpoint_every):
+                    self.save()
+                advance(min(self.env_steps, until) - min(before, until))
+        last = self.evaluations[-1]["env_steps"] if self.evaluations else None
+        if config.eval_episodes and last != self.env_steps:
+            self._evaluate_timed(on_eval)
+        self.save()
+
+    def _evaluate_timed(self, on_eval: Callable[[dict[str, Any]], None] | None) -> None:
+        start, cpu = time.perf_counter(), time.process_time()
+        record = self.evaluate()
+        self.seconds += time.perf_counter() - start
+        self.cpu_seconds += time.process_time() - cpu
+        self._write_metrics()
+        if on_eval is not None:
+            on_eval(record)
+
+    # ------------------------------------------------------------------ persistence
+    def _write_metrics(self) -> None:
+        path = Path(self.config.out_dir) / METRICS
+        text = json.dumps({"task": self.task, "evaluations": self.evaluations}, indent=1)
+        _write_atomic(path, lambda tmp: tmp.write_text(text))
+
+    def expert(self) -> dict[str, Any]:
+        last = self.evaluations[-1]["success"] if self.evaluations else None
+        extra = {
+            "env_steps": self.env_steps,
+            "updates": self.learner.updates,
+            "episodes": self.episodes,
+            "eval_success": last,
+            "env_seed": self.config.env_seed,
+            "max_episode_steps": self.config.max_episode_steps,
+        }
+        return expert_record(self.learner.actor, self.task, extra)
+
+    def save(self) -> None:
+        """``checkpoint.pt`` then ``expert.pt``, each written atomically."""
+        out = Path(self.config.out_dir)
+        state = {
+            "fingerprint": self.config.fingerprint(),
+            "env_steps": self.env_steps,
+            "episodes": self.episodes,
+            "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds,
+            "evaluations": self.evaluations,
+            "learner": self.learner.state_dict(),
+            "replay": self.replay.state(),
+            "rng": self.rng.bit_generator.state,
+            "expert": self.expert(),
+        }
+        _write_atomic(out / CHECKPOINT, lambda tmp: torch.save(state, tmp))
+        _write_atomic(out / EXPERT, lambda tmp: torch.save(self.expert(), tmp))
+        self._write_metrics()
+
+    def restore(self) -> None:
+        """Load ``checkpoint.pt`` (if any) and drop episodes written after it."""
+        path = Path(self.config.out_dir) / CHECKPOINT
+        if path.exists():
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as error:
+                raise CtdkitError(f"cannot load checkpoint {path}: {error}") from error
+            self.learner.load_state_dict(state["learner"])
+            self.replay.load_state(state["replay"])
+            self.rng.bit_generator.state = state["rng"]
+            self.env_steps, self.episodes = int(state["env_steps"]), int(state["episodes"])
+            self.seconds, self.evaluations = float(state["seconds"]), list(state["evaluations"])
+            self.cpu_seconds = float(state.get("cpu_seconds", 0.0))
+        for shard in sorted((Path(self.config.out_dir) / EPISODES).glob("*.npz")):
+            if int(shard.stem) >= self.episodes:
+                shard.unlink()
+
+
+def _crossed(before: int, after: int, every: int) -> bool:
+    """Whether a multiple of ``every`` lies in (before, after]."""
+    return every > 0 and after // every > before // every
+
+
+def _validate(config: TrainExpertConfig) -> None:
+    validate_task(config.task)
+    validate_max_episode_steps(config.max_episode_steps)
+    sac = config.sac
+    for name, value in (
+        ("--total-steps", config.total_steps),
+        ("--sac.batch-size", sac.batch_size),
+        ("--sac.buffer-size", sac.buffer_size),
+        ("--sac.updates-per-step", sac.updates_per_step),
+    ):
+        if value <= 0:
+            raise CtdkitError(f"{name} must be > 0, got {value}")
+    for name, value in (
+        ("--eval-every", config.eval_every),
+        ("--eval-episodes", config.eval_episodes),
+        ("--checkpoint-every", config.checkpoint_every),
+        ("--sac.warmup-steps", sac.warmup_steps),
+    ):
+        if value < 0:
+            raise CtdkitError(f"{name} must be >= 0, got {value}")
+    if sac.init_temperature <= 0:
+        raise CtdkitError(f"--sac.init-temperature must be > 0, got {sac.init_temperature}")
+    if config.dataset_id is not None:
+        group = parse_group_id(config.dataset_id)
+        root = Path(config.root) if config.root is not None else datasets_root()
+        target = root / group.task_dataset_id(config.task)
+        if target.exists() and not config.overwrite:
+            raise CtdkitError(
+                f"dataset {group.task_dataset_id(config.task)} already exists in {root} "
+                "(pass --overwrite to replace it)"
+            )
+
+
+def _prepare_run_dir(config: TrainExpertConfig) -> None:
+    """Refuse to mix runs: an existing run continues only with --resume and the same config."""
+    out = Path(config.out_dir)
+    run_file = out / RUN_FILE
+    fingerprint = config.fingerprint()
+    if run_file.exists():
+        if config.overwrite:
+            for name in (CHECKPOINT, EXPERT, METRICS, RUN_FILE):
+                (out / name).unlink(missing_ok=True)
+            shutil.rmtree(out / EPISODES, ignore_errors=True)
+        elif config.resume:
+            previous = json.loads(run_file.read_text())["fingerprint"]
+            if previous != fingerprint:
+                changed = sorted(
+                    k for k in {*previous, *fingerprint} if previous.get(k) != fingerprint.get(k)
+                )
+                raise CtdkitError(
+                    f"--resume: the run in {out} used a different config "
+                    f"({', '.join(changed)} differ); rerun it unchanged or pass --overwrite"
+                )
+            return
+        else:
+            raise CtdkitError(
+                f"a training run exists in {out}: pass --resume to continue it or --overwrite "
+                "to discard it"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    record = json.dumps({"task": config.task, "fingerprint": fingerprint}, indent=1)
+    _write_atomic(run_file, lambda tmp: tmp.write_text(record))
+
+
+def train_expert(
+    config: TrainExpertConfig, on_eval: Callable[[dict[str, Any]], None] | None = None
+) -> ExpertResult:
+    """Train (or continue) the expert ``config`` describes; publish its replay if asked."""
+    _validate(config)
+    _prepare_run_dir(config)
+    trainer = ExpertTrainer(config)
+    trainer.restore()
+    trainer.train(config.total_steps, progress=config.progress, on_eval=on_eval)
+    result = ExpertResult(
+        task=trainer.task,
+        out_dir=Path(config.out_dir),
+        env_steps=trainer.env_steps,
+        updates=trainer.learner.updates,
+        episodes=trainer.episodes,
+        seconds=trainer.seconds,
+        cpu_seconds=trainer.cpu_seconds,
+        evaluations=list(trainer.evaluations),
+    )
+    trainer.env.close()
+    if config.dataset_id is not None:
+        summary = write_online_dataset(
+            config, trainer.episodes, trainer.env_steps, trainer.learner.updates
+        )
+        result.dataset_id, result.checksum = summary.dataset_id, summary.checksum
+    return result

@@ -1,0 +1,190 @@
+"""A trained SAC expert as a policy: the tanh-Gaussian actor and the two acting interfaces.
+
+``SACActor`` is the network ``ctdkit.experts`` trains (METHOD.md: MLP 256×2 on the observation,
+output the pre-tanh mean and log-std of a Gaussian, ``log σ`` clamped to [-20, 2]). An expert
+file (``expert.pt``, written by ``python -m ctdkit.train_expert``) holds its weights, shapes and
+task; from it:
+
+* :class:`SACPolicy` implements the single-env :class:`~ctdkit.policies.base.Policy` protocol
+  (``collect --policy sac --checkpoint PATH``). Labels are the actor's own Gaussian at each
+  observation: ``mean = tanh(μ)`` (the deterministic action) and ``log_std = log σ`` (pre-tanh,
+  clamped). The action sent to the env is ``tanh(μ)`` by default; ``sample=True`` acts with
+  ``tanh(μ + σ ε)`` as SAC explores; ``noise > 0`` adds clipped Gaussian noise to the chosen
+  action, as for the scripted experts. Labels never change with these flags.
+* :class:`SACAgent` implements the batched :class:`~ctdkit.policies.agents.EvalAgent` protocol
+  with deterministic actions (evaluation, ``evaluate --agent sac``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ctdkit.envs.observation import ACTION_DIM, OBS_DIM
+from ctdkit.envs.tasks import validate_task
+from ctdkit.errors import CtdkitError
+from ctdkit.policies.base import PolicyStep
+from ctdkit.policies.history import EpisodeHistory
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+EXPERT_FORMAT = "ctdkit-sac-expert-v1"
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
+    """Linear-ReLU stack ending in a linear layer (the expert's actor and critics)."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width), nn.ReLU()]
+        in_dim = width
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class SACActor(nn.Module):
+    """π(a | s) = tanh(N(μ(s), σ(s)²)), the SAC actor of METHOD.md's experts."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden: Sequence[int] = (256, 256)):
+        super().__init__()
+        self.obs_dim, self.action_dim, self.hidden = obs_dim, action_dim, tuple(hidden)
+        self.net = mlp(obs_dim, hidden, 2 * action_dim)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pre-tanh mean ``μ`` and clamped ``log σ``."""
+        mean, log_std = self.net(obs).chunk(2, dim=-1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def sample(
+        self, obs: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A reparameterised action ``tanh(μ + σ ε)`` and its log-probability.
+
+        ``log π(a|s) = log N(u; μ, σ) − Σ log(1 − tanh(u)²)``, the last term written as
+        ``2 (log 2 − u − softplus(−2u))`` (numerically stable at |u| large).
+        """
+        mean, log_std = self(obs)
+        std = log_std.exp()
+        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        u = mean + std * eps
+        gaussian = -0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)
+        squash = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
+        return torch.tanh(u), (gaussian - squash).sum(-1)
+
+
+def expert_record(actor: SACActor, task: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """What an expert file holds (plain types and tensors: loads with ``weights_only``)."""
+    return {
+        "format": EXPERT_FORMAT,
+        "task": task,
+        "obs_dim": actor.obs_dim,
+        "action_dim": actor.action_dim,
+        "hidden": list(actor.hidden),
+        "actor": actor.state_dict(),
+        **extra,
+    }
+
+
+def load_expert(path: Path) -> tuple[SACActor, dict[str, Any]]:
+    """Actor and record of an expert file (``expert.pt`` or a training ``checkpoint.pt``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CtdkitError(f"SAC checkpoint {path} does not exist")
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a damaged file
+        raise CtdkitError(f"cannot load SAC checkpoint {path}: {error}") from error
+    record = record.get("expert", record) if isinstance(record, dict) else None
+    if not isinstance(record, dict) or record.get("format") != EXPERT_FORMAT:
+        raise CtdkitError(f"{path} is not a ctdkit SAC expert (write one with ctdkit.train_expert)")
+    actor = SACActor(record["obs_dim"], record["action_dim"], record["hidden"])
+    actor.load_state_dict(record["actor"])
+    actor.eval()
+    return actor, record
+
+
+def check_expert_fits(path: Path, record: dict[str, Any], task: str) -> None:
+    """One line if an expert was trained for another task or other dimensions."""
+    if record["task"] != task:
+        raise CtdkitError(
+            f"SAC checkpoint {path} is an expert for {record['task']}, not for {task}"
+        )
+    if (record["obs_dim"], record["action_dim"]) != (OBS_DIM, ACTION_DIM):
+        raise CtdkitError(
+            f"SAC checkpoint {path} expects {record['obs_dim']}-dim observations and "
+            f"{record['action_dim']}-dim actions; {task} has {OBS_DIM} and {ACTION_DIM}"
+        )
+
+
+@torch.no_grad()
+def actor_labels(actor: SACActor, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(tanh(μ), log σ)`` as float32 arrays for a batch of observations."""
+    obs = torch.as_tensor(np.asarray(observations, dtype=np.float32))
+    mean, log_std = actor(obs)
+    return torch.tanh(mean).numpy(), log_std.numpy()
+
+
+class SACPolicy:
+    """A SAC expert acting in one env (see the module docstring for actions and labels)."""
+
+    name = "sac"
+
+    def __init__(self, actor: SACActor, sample: bool = False, noise: float = 0.0):
+        if noise < 0 or not np.isfinite(noise):
+            raise CtdkitError(f"noise must be a finite number >= 0, got {noise}")
+        self.actor, self.sample, self.noise = actor, sample, float(noise)
+        self._rng = np.random.default_rng(0)
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: Path, task: str, sample: bool = False, noise: float = 0.0
+    ) -> SACPolicy:
+        actor, record = load_expert(path)
+        check_expert_fits(path, record, validate_task(task))
+        return cls(actor, sample=sample, noise=noise)
+
+    def reset(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    @torch.no_grad()
+    def act(self, observation: np.ndarray) -> PolicyStep:
+        mu, log_std = self.actor(torch.as_tensor(np.asarray(observation, np.float32)[None]))
+        mu, log_std = mu[0].numpy(), log_std[0].numpy()
+        mean = np.tanh(mu)
+        action = mean
+        if self.sample:  # numpy noise: the episode seed alone fixes it
+            action = np.tanh(mu + np.exp(log_std) * self._rng.standard_normal(mu.shape))
+        if self.noise > 0:
+            action = action + self.noise * self._rng.standard_normal(mean.shape)
+        action = np.clip(action, -1.0, 1.0).astype(np.float32)
+        return PolicyStep(action=action, mean=mean, log_std=log_std)
+
+
+class SACAgent:
+    """Deterministic ``tanh(μ)`` actions for evaluation, for envs that all run the expert's task."""
+
+    name = "sac"
+
+    def __init__(self, actor: SACActor, task: str):
+        self.actor, self.task = actor, task
+
+    @classmethod
+    def load(cls, path: Path) -> SACAgent:
+        actor, record = load_expert(path)
+        return cls(actor, record["task"])
+
+    def bind(self, env_tasks: Sequence[str]) -> None:
+        other = [t for t in env_tasks if t != self.task]
+        if other:
+            raise CtdkitError(f"the SAC expert was trained on {self.task}, not on {other[0]}")
+
+    def reset(self, env_mask: np.ndarray) -> None:
+        pass  # a feed-forward actor keeps no episode state
+
+    def act(self, observations: np.ndarray, history: EpisodeHistory | None = None) -> np.ndarray:
+        return actor_labels(self.actor, observations)[0]
