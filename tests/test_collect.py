@@ -189,6 +189,9 @@ def test_interrupted_collection_leaves_nothing_visible_and_resumes_to_same_check
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a test run started in the background inherits SIGINT ignored (POSIX shells do that
+        # for async jobs); give the child the default handling a terminal's Ctrl-C meets
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     while _staged_shards(root) < 4 and time.time() < deadline and process.poll() is None:
