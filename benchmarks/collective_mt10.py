@@ -140,7 +140,8 @@ def run(args: Args) -> dict:
 
 
 def markdown(table: dict, args: Args) -> str:
-    """Per-task success (pooled over seeds) and the mean with its stratified-bootstrap CI."""
+    """Per-task success pooled over seeds [Wilson 95% CI], and the mean over tasks with its
+    stratified-bootstrap 95% CI."""
     columns = [c for c in table if c != "scripted"] + ["scripted"]
     tasks = list(next(iter(table.values()))["tasks"])
     lines = [
@@ -151,7 +152,8 @@ def markdown(table: dict, args: Args) -> str:
         "|---|" + "---|" * len(columns),
     ]
     for task in tasks:
-        row = [f"{table[c]['tasks'][task]['success']:.2f}" for c in columns]
+        cells = [table[c]["tasks"][task] for c in columns]
+        row = [f"{t['success']:.2f} [{t['ci95'][0]:.2f}, {t['ci95'][1]:.2f}]" for t in cells]
         lines.append(f"| {task} | " + " | ".join(row) + " |")
     mean = [
         f"**{table[c]['mean_success']:.3f}** [{table[c]['ci95'][0]:.2f}, {table[c]['ci95'][1]:.2f}]"
