@@ -11,16 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
-
-
-def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for width in hidden:
-        layers += [nn.Linear(in_dim, width), nn.ReLU()]
-        in_dim = width
-    layers.append(nn.Linear(in_dim, out_dim))
-    return nn.Sequential(*layers)
+from ctdkit.policies.sac import LOG_STD_MAX, LOG_STD_MIN, mlp  # shared with the SAC experts
 
 
 class Standardize(nn.Module):
