@@ -18,7 +18,7 @@ import tyro
 
 from ctdkit.collect.rebuild import rebuild_problems
 from ctdkit.data.loader import load_datasets
-from ctdkit.data.recipes import manifest_toml, write_recipe_manifest
+from ctdkit.data.recipes import manifest_toml, recipe_manifests, write_recipe_manifest
 from ctdkit.data.remote import (
     download,
     local_problems,
@@ -74,6 +74,9 @@ class Verify:
     root: Path | None = None
     rebuild: bool = False
     """Also re-run the recorded collect command and compare content checksums."""
+    recipe: Path | None = None
+    """Also check the files against the published manifest recorded in this recipe
+    (datasets/*.toml): the local copy must be the published bytes."""
 
 
 @dataclass
@@ -133,13 +136,17 @@ def main(command: List | Show | Publish | Download | Verify | Manifest) -> None:
         for member, status in download(command.dataset_id, command.remote, root).items():
             print(f"{member}: {status}")
     else:
-        problems = verify(command.dataset_id, root)
+        expected = (
+            None if command.recipe is None else recipe_manifests(command.recipe, command.dataset_id)
+        )
+        problems = verify(command.dataset_id, root, expected)
         if command.rebuild and not problems:
             problems = rebuild_problems(command.dataset_id, root)
         if problems:
             raise CtdkitError(f"{command.dataset_id} fails verification: {'; '.join(problems)}")
         rebuilt = " and rebuilt to the same content checksum" if command.rebuild else ""
-        print(f"{command.dataset_id}: verified{rebuilt}")
+        published = f", files as published in {command.recipe}" if command.recipe else ""
+        print(f"{command.dataset_id}: verified{published}{rebuilt}")
 
 
 __all__ = ["Command", "local_problems", "main"]

@@ -166,3 +166,46 @@ def test_manifest_is_written_into_a_recipe_and_matches_the_remote(tiny, store, t
     with pytest.raises(CtdkitError, match="is not the recipe of test/tiny-v0"):
         main(tyro.cli(Command, args=[*args[:3], "--recipe", str(other)]))
     assert other.read_text() == 'id = "test/other-v0"\n'
+
+
+def test_verify_against_a_recipe_manifest_catches_a_locally_consistent_rebuild(
+    tiny, store, tmp_path, capsys
+):
+    """A copy that passes its own manifest but is not the published bytes fails `--recipe`."""
+    import tyro
+
+    from ctdkit.data.recipes import recipe_manifests
+    from ctdkit.datasets import Command, main
+
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(f'id = "{tiny.group_id}"\n')
+    with pytest.raises(CtdkitError, match="records no published manifest"):
+        recipe_manifests(recipe, tiny.group_id)
+    main(
+        tyro.cli(
+            Command, args=["manifest", tiny.group_id, f"file://{store}", "--recipe", str(recipe)]
+        )
+    )
+    cache = tmp_path / "cache"
+    with serve(store) as url:
+        download(tiny.group_id, url, root=cache)
+    args = ["verify", tiny.group_id, "--root", str(cache), "--recipe", str(recipe)]
+    main(tyro.cli(Command, args=args))
+    assert "files as published in" in capsys.readouterr().out
+    # the recipe names a file the local copy lacks, and one member the group does not have
+    text = recipe.read_text()
+    member = tiny.tasks[0].dataset_id
+    recipe.write_text(
+        text.replace(
+            f'[manifest."{member}"]\n',
+            f'[manifest."{member}"]\nfiles."data/extra.bin" = {{ sha256 = "00", size = 1 }}\n',
+        )
+        + '\n[manifest."test/absent/x-v0"]\ncontent_checksum = "0"\nfiles = {}\n'
+    )
+    problems = verify(tiny.group_id, cache, recipe_manifests(recipe, tiny.group_id))
+    assert problems == [
+        f"test/absent/x-v0 is in the recipe's manifest but not in the local {tiny.group_id}",
+        f"{member}: data/extra.bin is missing (recipe)",
+    ]
+    with pytest.raises(CtdkitError, match=r"fails verification: .*extra\.bin is missing"):
+        main(tyro.cli(Command, args=args))

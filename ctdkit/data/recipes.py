@@ -35,6 +35,19 @@ def manifest_toml(manifests: dict[str, dict[str, Any]], remote: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def recipe_manifests(recipe: Path, dataset_id: str) -> dict[str, dict[str, Any]]:
+    """The published manifests recorded in ``recipe`` (per member id), for ``verify --recipe``."""
+    try:
+        parsed = tomllib.loads(Path(recipe).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise CtdkitError(f"cannot read recipe {recipe}: {error}") from error
+    if parsed.get("id") != dataset_id:
+        raise CtdkitError(f"recipe {recipe} is not the recipe of {dataset_id} (its id differs)")
+    if not parsed.get("manifest"):
+        raise CtdkitError(f"recipe {recipe} records no published manifest")
+    return parsed["manifest"]
+
+
 def write_recipe_manifest(
     recipe: Path, dataset_id: str, manifests: dict[str, dict[str, Any]], remote: str
 ) -> None:

@@ -351,13 +351,32 @@ def published_manifests(dataset_id: str, remote: str) -> dict[str, dict[str, Any
     return {m: json.loads(storage._read(f"{m}/{MANIFEST_FILE}")) for m in members}
 
 
-def verify(dataset_id: str, root: Path | None = None) -> list[str]:
-    """Problems of a local dataset or group against its manifest and content checksum."""
+def verify(
+    dataset_id: str,
+    root: Path | None = None,
+    expected: dict[str, dict[str, Any]] | None = None,
+) -> list[str]:
+    """Problems of a local dataset or group against its manifest and content checksum, and,
+    given ``expected`` (per member: a recipe's recorded manifest), against those files too:
+    a local copy must be the very files that were published, not just self-consistent."""
     root = Path(root) if root is not None else datasets_root()
     entry = _group_entry(dataset_id, root)
     if entry is None and not (root / dataset_id / "data").is_dir():
         raise unknown("dataset id", dataset_id, sorted(_local_ids(root)))
-    return [p for member in _members(dataset_id, root, entry) for p in local_problems(member, root)]
+    members = _members(dataset_id, root, entry)
+    problems = [p for member in members for p in local_problems(member, root)]
+    if expected is None or problems:
+        return problems
+    for member in sorted(set(expected) - set(members)):
+        problems.append(f"{member} is in the recipe's manifest but not in the local {dataset_id}")
+    for member in members:
+        if member not in expected:
+            problems.append(f"{member} is not in the recipe's manifest")
+            continue
+        problems += [
+            f"{member}: {p} (recipe)" for p in manifest_problems(root / member, expected[member])
+        ]
+    return problems
 
 
 def _local_ids(root: Path) -> list[str]:
