@@ -267,3 +267,33 @@ def test_online_recipe_names_a_train_expert_command_for_its_id():
     assert config.command() == recipe["command"]
     assert len(recipe["content_checksum"]) == 64
     assert recipe["steps"] >= config.total_steps
+
+
+def test_stop_at_success_ends_the_run_after_patience_evaluations(tmp_path, capsys):
+    """Target 0 is met by every evaluation: the run stops after `stop_patience` of them, far
+    short of its budget; an unreachable target (1.0 for an untrained reach actor over 500-step
+    official episodes) runs the whole budget."""
+    stop = dict(eval_every=20, eval_episodes=1, stop_at_success=0.0, stop_patience=2)
+    early = train_expert(tiny(tmp_path / "early", 200, **stop))
+    assert early.env_steps == 40 and [e["env_steps"] for e in early.evaluations] == [20, 40]
+    full = train_expert(tiny(tmp_path / "full", 60, **{**stop, "stop_at_success": 1.0}))
+    assert full.env_steps == 60 and len(full.evaluations) == 3
+    assert full.final_success == 0.0
+    command = tiny(tmp_path / "x", 200, **stop).command()
+    assert "--stop-at-success 0.0 --stop-patience 2" in command and "--eval-every 20" in command
+    out = str(tmp_path / "bad")
+    err = _cli_error(
+        capsys,
+        TrainExpertConfig,
+        train_expert_main,
+        ["--stop-at-success", "1.5", "--out-dir", out],
+    )
+    assert "--stop-at-success must be in [0, 1], got 1.5" in err
+    err = _cli_error(
+        capsys,
+        TrainExpertConfig,
+        train_expert_main,
+        ["--stop-at-success", "0.9", "--eval-every", "0", "--out-dir", out],
+    )
+    assert "needs --stop-patience >= 1 and periodic evaluations" in err
+    assert not (tmp_path / "bad").exists()

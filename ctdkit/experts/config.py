@@ -71,6 +71,12 @@ class TrainExpertConfig:
     """Episodes per evaluation (ctdkit's `official` protocol: first success ends an episode)."""
     eval_seed: int = 1_000
     """Seed of the evaluation envs: their goal variations differ from the training ones."""
+    stop_at_success: float | None = None
+    """Stop early once `stop_patience` consecutive evaluations reach this success rate (an
+    expert is done when it is good enough; the remaining budget goes to the next task)."""
+    stop_patience: int = 2
+    """Consecutive evaluations at `stop_at_success` needed to stop (one 10-episode
+    evaluation is noisy)."""
     checkpoint_every: int = 5_000
     """Checkpoint (weights, optimisers, replay, RNG states) every this many env steps."""
     out_dir: Path = Path("runs/expert")
@@ -112,6 +118,12 @@ class TrainExpertConfig:
             if value != getattr(defaults, name):
                 words = [str(v) for v in value] if isinstance(value, tuple) else [str(value)]
                 parts += [f"--sac.{name.replace('_', '-')}", *words]
+        if self.stop_at_success is not None:  # it decides where the replay stream ends
+            parts += ["--eval-every", str(self.eval_every)]
+            parts += ["--eval-episodes", str(self.eval_episodes)]
+            parts += ["--eval-seed", str(self.eval_seed)]
+            parts += ["--stop-at-success", str(self.stop_at_success)]
+            parts += ["--stop-patience", str(self.stop_patience)]
         if self.data_format != "hdf5":
             parts += ["--data-format", self.data_format]
         if self.dataset_id is not None:

@@ -198,11 +198,12 @@ class ExpertTrainer:
         progress: bool = False,
         on_eval: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        """Run whole episodes until ``env_steps >= until``, evaluating and checkpointing."""
+        """Run whole episodes until ``env_steps >= until`` (or the success target is met),
+        evaluating and checkpointing."""
         config = self.config
         with progress_bar(f"sac {self.task}", total=until, enabled=progress) as advance:
             advance(min(self.env_steps, until))
-            while self.env_steps < until:
+            while self.env_steps < until and not self.reached_target():
                 start, cpu, before = time.perf_counter(), time.process_time(), self.env_steps
                 self.run_episode()
                 self.seconds += time.perf_counter() - start
@@ -216,6 +217,16 @@ class ExpertTrainer:
         if config.eval_episodes and last != self.env_steps:
             self._evaluate_timed(on_eval)
         self.save()
+
+    def reached_target(self) -> bool:
+        """Whether the last ``stop_patience`` evaluations all reached ``stop_at_success``."""
+        target, patience = self.config.stop_at_success, self.config.stop_patience
+        recent = self.evaluations[-patience:]
+        return (
+            target is not None
+            and len(recent) == patience
+            and all(e["success"] >= target for e in recent)
+        )
 
     def _evaluate_timed(self, on_eval: Callable[[dict[str, Any]], None] | None) -> None:
         start, cpu = time.perf_counter(), time.process_time()
@@ -307,6 +318,14 @@ def _validate(config: TrainExpertConfig) -> None:
     ):
         if value < 0:
             raise CtdkitError(f"{name} must be >= 0, got {value}")
+    if config.stop_at_success is not None:
+        if not 0.0 <= config.stop_at_success <= 1.0:
+            raise CtdkitError(f"--stop-at-success must be in [0, 1], got {config.stop_at_success}")
+        if config.stop_patience < 1 or not (config.eval_every and config.eval_episodes):
+            raise CtdkitError(
+                "--stop-at-success needs --stop-patience >= 1 and periodic evaluations "
+                "(--eval-every and --eval-episodes > 0)"
+            )
     if sac.init_temperature <= 0:
         raise CtdkitError(f"--sac.init-temperature must be > 0, got {sac.init_temperature}")
     if config.dataset_id is not None:
