@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.stats
+import tyro
 
 from ctdkit.bench import BenchRunConfig, LeaderboardConfig, build_leaderboard, run_bench
 from ctdkit.bench.algos import ALGO_IDS, ConditionedAgent, parse_algo
@@ -29,6 +31,7 @@ from ctdkit.bench.leaderboard import (
 from ctdkit.bench.records import RecordWarning, load_records
 from ctdkit.bench.suites import SUITES, get_suite
 from ctdkit.errors import CtdkitError
+from ctdkit.experts import TrainExpertConfig
 
 TINY = get_suite("tiny")
 REPS = 300  # bootstrap resamples in tests (point estimates do not depend on it)
@@ -408,7 +411,16 @@ def test_select_takes_the_first_episodes_of_each_task(tiny_data):
 def test_every_suite_names_valid_algorithms_and_a_buildable_dataset():
     for suite in SUITES.values():
         assert all(parse_algo(a) for a in suite.algos)
-        config = collect_config(recipe_command(suite.dataset_id, suite.recipe))
+        command = recipe_command(suite.dataset_id, suite.recipe)
+        if "ctdkit.train_expert" in command:  # a replay tier: built by training, not by run
+            expert = tyro.cli(TrainExpertConfig, args=shlex.split(command)[3:])
+            assert expert.dataset_id == suite.dataset_id
+            with pytest.raises(
+                CtdkitError, match=r"training replay .* run `python -m ctdkit\.train"
+            ):
+                collect_config(command)
+            continue
+        config = collect_config(command)
         assert config.resolved_dataset_id() == suite.dataset_id
     mixed = collect_config(recipe_command("ctdkit/mt10-scripted-random0p5-v0"))
     assert mixed.random_fraction == 0.5 and mixed.episodes_per_task == 20

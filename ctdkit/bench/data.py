@@ -42,6 +42,11 @@ def recipe_command(dataset_id: str, fallback: str | None = None) -> str:
 
 def collect_config(command: str) -> CollectConfig:
     words = shlex.split(command)
+    if words[:3] == ["python", "-m", "ctdkit.train_expert"]:
+        raise CtdkitError(
+            "the dataset is an expert's training replay (an hour or more of online SAC), "
+            f"which the bench does not start on its own: run `{command}` first"
+        )
     if words[:3] != ["python", "-m", "ctdkit.collect"]:
         raise CtdkitError(f"recipe command is not a ctdkit.collect command: {command}")
     return tyro.cli(CollectConfig, args=words[3:])

@@ -116,6 +116,7 @@ def _mt10(name: str, description: str, dataset_id: str, **changes: Any) -> Suite
 
 EXPERT, MIXED = "ctdkit/mt10-scripted-v0", "ctdkit/mt10-scripted-random0p5-v0"
 NOISY = "ctdkit/mt10-scripted-noise0p5-v0"
+REPLAY = "ctdkit/reach-sac-online-v1"
 
 _SUITES: list[Suite] = [
     Suite(
@@ -157,6 +158,14 @@ _SUITES: list[Suite] = [
         "MT10 mixed tier, goal slice hidden from every learner and the encoder.",
         MIXED,
         view="goal-hidden",
+    ),
+    _mt10(
+        "reach-replay",
+        "reach-v3, the whole training replay of a SAC expert (replay tier, D4RL medium-replay "
+        "style): one task, so no conditioning; offline RL against BC on mixed-quality data.",
+        REPLAY,
+        eval_episodes=50,
+        algos=("none", "bc-none", "iql-none", "td3bc-none", "cql-none"),
     ),
     _mt10(
         "mt10-scaling",
