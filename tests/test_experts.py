@@ -22,7 +22,7 @@ from ctdkit.policies import RandomPolicy
 from ctdkit.policies.sac import SACActor, SACPolicy, actor_labels, expert_record, load_expert
 from ctdkit.train_expert import main as train_expert_main
 
-RECIPE = Path(__file__).parent.parent / "datasets" / "reach-sac-online-v0.toml"
+ONLINE_RECIPES = sorted((Path(__file__).parent.parent / "datasets").glob("*-sac-online-v*.toml"))
 
 
 def tiny(out_dir: Path, total_steps: int, **changes) -> TrainExpertConfig:
@@ -258,8 +258,9 @@ def test_resume_with_another_config_is_refused_and_overwrites_nothing(tmp_path, 
     assert after == before
 
 
-def test_online_recipe_names_a_train_expert_command_for_its_id():
-    recipe = tomllib.loads(RECIPE.read_text())
+@pytest.mark.parametrize("path", ONLINE_RECIPES, ids=lambda p: p.stem)
+def test_online_recipe_names_a_train_expert_command_for_its_id(path):
+    recipe = tomllib.loads(path.read_text())
     words = shlex.split(recipe["command"])
     assert words[:3] == ["python", "-m", "ctdkit.train_expert"]
     config = tyro.cli(TrainExpertConfig, args=words[3:])
