@@ -427,3 +427,13 @@ def test_every_suite_names_valid_algorithms_and_a_buildable_dataset():
     assert len(ALGO_IDS) == 3 + 4 * 3
     budgets = {(s.n_steps, s.batch_size, s.hidden) for n, s in SUITES.items() if n != "tiny"}
     assert budgets == {(5000, 256, (256, 256))}
+
+
+def test_each_suite_has_its_own_leaderboard_reference_unless_overridden():
+    from ctdkit.bench.leaderboard import _reference
+
+    assert _reference(LeaderboardConfig(), "mt10-mixed") == "ctd"
+    assert _reference(LeaderboardConfig(), "reach-replay") == "bc-none"  # no ctd row there
+    assert _reference(LeaderboardConfig(reference="iql-none"), "reach-replay") == "iql-none"
+    for suite in SUITES.values():
+        assert suite.reference in suite.algos

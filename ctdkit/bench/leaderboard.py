@@ -23,6 +23,7 @@ import numpy as np
 
 from ctdkit.bench.algos import ALGO_IDS
 from ctdkit.bench.records import load_records
+from ctdkit.bench.suites import SUITES
 from ctdkit.errors import CtdkitError
 
 #: settings allowed to differ inside one suite (they define rows and runs)
@@ -40,8 +41,9 @@ class LeaderboardConfig:
     """Writes OUT/LEADERBOARD.md and OUT/leaderboard/ (leaderboard.json, PNG plots)."""
     suites: tuple[str, ...] = ()
     """Only these suites (default: every suite with records)."""
-    reference: str = "ctd"
-    """Algorithm compared with every other row by probability of improvement."""
+    reference: str | None = None
+    """Algorithm compared with every other row by probability of improvement (default: each
+    suite's own, `ctd` for the MT10 suites, `bc-none` for `reach-replay`)."""
     reps: int = 2000
     """Bootstrap resamples for every CI."""
     seed: int = 0
@@ -262,6 +264,12 @@ def aggregate_suite(rows: list[Row], reference: str, reps: int, seed: int) -> di
     }
 
 
+def _reference(config: LeaderboardConfig, suite: str) -> str:
+    if config.reference is not None:
+        return config.reference
+    return SUITES[suite].reference if suite in SUITES else "ctd"
+
+
 def _ci(stats: dict[str, Any], index: int) -> list[float]:
     return [float(np.ravel(stats[k])[index]) for k in ("point", "low", "high")]
 
@@ -314,7 +322,7 @@ def build_leaderboard(config: LeaderboardConfig) -> dict[str, Any]:
             "method": "stratified bootstrap (percentile)",
         },
         "suites": {
-            name: aggregate_suite(rows, config.reference, config.reps, config.seed)
+            name: aggregate_suite(rows, _reference(config, name), config.reps, config.seed)
             for name, rows in sorted(suites.items())
         },
         "errors": [{"path": r["path"], "error": r.get("error")} for r in errors],

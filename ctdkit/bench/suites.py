@@ -73,6 +73,8 @@ class Suite:
     episodes_per_task: tuple[int, ...] = ()
     """Data-scaling suites: train on the first N episodes of each task, for each N (empty:
     the whole dataset)."""
+    reference: str = "ctd"
+    """The leaderboard's reference row: P(reference > row) is reported for every other row."""
     algos: tuple[str, ...] = MT10_ALGOS
     """Algorithms run when `--algos` is not given."""
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -103,7 +105,7 @@ class Suite:
 
     def settings(self) -> dict[str, Any]:
         """What a run's result depends on (stored in records; compared on rerun)."""
-        skip = {"name", "description", "algos", "seeds", "seed_limits", "recipe"}
+        skip = {"name", "description", "reference", "algos", "seeds", "seed_limits", "recipe"}
         values = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
         return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
@@ -166,6 +168,7 @@ _SUITES: list[Suite] = [
         REPLAY,
         eval_episodes=50,
         algos=("none", "bc-none", "iql-none", "td3bc-none", "cql-none"),
+        reference="bc-none",
     ),
     _mt10(
         "mt10-scaling",
