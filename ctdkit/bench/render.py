@@ -216,6 +216,7 @@ def write_plots(result: dict[str, Any], folder: Path) -> dict[str, dict[str, str
             ax.set_ylabel("success (IQM, 95% CI)")
             ax.set_xscale("log")
             ax.set_xticks(x, [str(v) for v in x])
+            ax.minorticks_off()  # log-scale minor labels (6×10⁰) read as data
             ax.legend()
             ax.set_title(name)
             files["scaling"] = _save(fig, folder / f"{name}-scaling.png")
