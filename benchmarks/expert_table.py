@@ -1,0 +1,80 @@
+"""Summarise SAC expert runs (``python -m ctdkit.train_expert``) as one markdown table.
+
+    python benchmarks/expert_table.py /tmp/experts/reach /tmp/experts/drawer-close \
+        --out benchmarks/results/experts.md
+
+Per run: env steps trained, the first periodic evaluation at ≥ 50% / ≥ 90% success (env steps,
+wall and CPU seconds of the run so far), the last periodic evaluation, and every final
+evaluation found under ``RUN/*/summary.json`` (``python -m ctdkit.evaluate --agent sac
+--checkpoint RUN/expert.pt --out RUN/eval...``), labelled by its eval seeds: the run's own
+``--env-seed`` gives its training goals, any other seed held-out goals.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tyro
+
+
+@dataclass
+class Args:
+    runs: tyro.conf.Positional[tuple[Path, ...]]
+    """Run directories of `python -m ctdkit.train_expert` (holding metrics.json, run.json)."""
+    out: Path | None = None
+    """Also write the table here (markdown)."""
+
+
+def first_reaching(evaluations: list[dict[str, Any]], level: float) -> str:
+    hit = next((e for e in evaluations if e["success"] >= level), None)
+    if hit is None:
+        return "not reached"
+    cpu = f", {hit['cpu_seconds']:.0f} s CPU" if "cpu_seconds" in hit else ""
+    return f"{hit['env_steps'] // 1000}k ({hit['seconds']:.0f} s wall{cpu})"
+
+
+def final_evaluations(run: Path, env_seed: int) -> str:
+    parts = []
+    for path in sorted(run.glob("*/summary.json")):
+        summary = json.loads(path.read_text())
+        for task in summary["tasks"].values():
+            goals = "training goals" if summary["seeds"] == [env_seed] else "held-out goals"
+            low, high = task["ci95"]
+            parts.append(
+                f"{task['success']:.2f} [{low:.2f}, {high:.2f}] ({goals}, seed "
+                f"{'/'.join(map(str, summary['seeds']))}, {task['n']} ep)"
+            )
+    return "; ".join(parts) or "—"
+
+
+def row(run: Path) -> str:
+    metrics = json.loads((run / "metrics.json").read_text())
+    fingerprint = json.loads((run / "run.json").read_text())["fingerprint"]
+    evaluations = metrics["evaluations"]
+    last = evaluations[-1]
+    return (
+        f"| {metrics['task']} | {last['env_steps'] // 1000}k | "
+        f"{first_reaching(evaluations, 0.5)} | {first_reaching(evaluations, 0.9)} | "
+        f"{last['success']:.2f} ({last['episodes']} ep) | "
+        f"{final_evaluations(run, fingerprint['env_seed'])} |"
+    )
+
+
+def main(args: Args) -> None:
+    lines = [
+        "| task | env steps | ≥ 50% at | ≥ 90% at | last periodic eval | final official eval "
+        "[Wilson 95% CI] |",
+        "|---|---|---|---|---|---|",
+        *(row(run) for run in args.runs),
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if args.out is not None:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
