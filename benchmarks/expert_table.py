@@ -19,6 +19,8 @@ from typing import Any
 
 import tyro
 
+from ctdkit.experts import first_reaching
+
 
 @dataclass
 class Args:
@@ -28,8 +30,8 @@ class Args:
     """Also write the table here (markdown)."""
 
 
-def first_reaching(evaluations: list[dict[str, Any]], level: float) -> str:
-    hit = next((e for e in evaluations if e["success"] >= level), None)
+def reached(evaluations: list[dict[str, Any]], level: float) -> str:
+    hit = first_reaching(evaluations, level)
     if hit is None:
         return "not reached"
     cpu = f", {hit['cpu_seconds']:.0f} s CPU" if "cpu_seconds" in hit else ""
@@ -57,7 +59,7 @@ def row(run: Path) -> str:
     last = evaluations[-1]
     return (
         f"| {metrics['task']} | {last['env_steps'] // 1000}k | "
-        f"{first_reaching(evaluations, 0.5)} | {first_reaching(evaluations, 0.9)} | "
+        f"{reached(evaluations, 0.5)} | {reached(evaluations, 0.9)} | "
         f"{last['success']:.2f} ({last['episodes']} ep) | "
         f"{final_evaluations(run, fingerprint['env_seed'])} |"
     )

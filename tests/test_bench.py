@@ -18,6 +18,7 @@ from ctdkit.bench.algos import ALGO_IDS, ConditionedAgent, parse_algo
 from ctdkit.bench.data import (
     collect_config,
     conditioned_dataset,
+    ensure_dataset,
     recipe_command,
     select,
     transitions_checksum,
@@ -408,7 +409,7 @@ def test_select_takes_the_first_episodes_of_each_task(tiny_data):
         select(data, episodes_per_task=5)
 
 
-def test_every_suite_names_valid_algorithms_and_a_buildable_dataset():
+def test_every_suite_names_valid_algorithms_and_a_buildable_dataset(tmp_path):
     for suite in SUITES.values():
         assert all(parse_algo(a) for a in suite.algos)
         command = recipe_command(suite.dataset_id, suite.recipe)
@@ -418,7 +419,8 @@ def test_every_suite_names_valid_algorithms_and_a_buildable_dataset():
             with pytest.raises(
                 CtdkitError, match=r"training replay .* run `python -m ctdkit\.train"
             ):
-                collect_config(command)
+                ensure_dataset(suite.dataset_id, tmp_path / "empty-root", progress=False)
+            assert not (tmp_path / "empty-root" / "ctdkit").exists()
             continue
         config = collect_config(command)
         assert config.resolved_dataset_id() == suite.dataset_id

@@ -168,10 +168,9 @@ def test_manifest_is_written_into_a_recipe_and_matches_the_remote(tiny, store, t
     assert other.read_text() == 'id = "test/other-v0"\n'
 
 
-def test_verify_against_a_recipe_manifest_catches_a_locally_consistent_rebuild(
-    tiny, store, tmp_path, capsys
-):
-    """A copy that passes its own manifest but is not the published bytes fails `--recipe`."""
+def test_verify_against_a_recipe_manifest(tiny, store, tmp_path, capsys):
+    """A downloaded copy passes `verify --recipe`; a recipe whose manifest names a file the copy
+    lacks, or a member the local group does not have, fails it in one line per problem."""
     import tyro
 
     from ctdkit.data.recipes import recipe_manifests

@@ -42,11 +42,6 @@ def recipe_command(dataset_id: str, fallback: str | None = None) -> str:
 
 def collect_config(command: str) -> CollectConfig:
     words = shlex.split(command)
-    if words[:3] == ["python", "-m", "ctdkit.train_expert"]:
-        raise CtdkitError(
-            "the dataset is an expert's training replay (an hour or more of online SAC), "
-            f"which the bench does not start on its own: run `{command}` first"
-        )
     if words[:3] != ["python", "-m", "ctdkit.collect"]:
         raise CtdkitError(f"recipe command is not a ctdkit.collect command: {command}")
     return tyro.cli(CollectConfig, args=words[3:])
@@ -70,6 +65,11 @@ def ensure_dataset(
     command, expected = recipe(dataset_id, fallback)
     if not build:
         raise CtdkitError(f"dataset {dataset_id} is absent (`run` builds it: {command})")
+    if command.startswith("python -m ctdkit.train_expert"):
+        raise CtdkitError(
+            f"dataset {dataset_id} is absent; it is an expert's training replay (an hour or "
+            f"more of online SAC), which the bench does not start on its own: run `{command}`"
+        )
     root = Path(root) if root is not None else datasets_root()
     print(f"building {dataset_id} from its recipe into {root}")
     checksum = collect(collect_config(command).replace(root=root, progress=progress, resume=True))

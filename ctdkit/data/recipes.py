@@ -35,14 +35,21 @@ def manifest_toml(manifests: dict[str, dict[str, Any]], remote: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def recipe_manifests(recipe: Path, dataset_id: str) -> dict[str, dict[str, Any]]:
-    """The published manifests recorded in ``recipe`` (per member id), for ``verify --recipe``."""
+def read_recipe(recipe: Path, dataset_id: str) -> tuple[str, dict[str, Any]]:
+    """The text and parsed TOML of ``recipe``, which must be the recipe of ``dataset_id``."""
     try:
-        parsed = tomllib.loads(Path(recipe).read_text())
+        text = Path(recipe).read_text()
+        parsed = tomllib.loads(text)
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise CtdkitError(f"cannot read recipe {recipe}: {error}") from error
     if parsed.get("id") != dataset_id:
         raise CtdkitError(f"recipe {recipe} is not the recipe of {dataset_id} (its id differs)")
+    return text, parsed
+
+
+def recipe_manifests(recipe: Path, dataset_id: str) -> dict[str, dict[str, Any]]:
+    """The published manifests recorded in ``recipe`` (per member id), for ``verify --recipe``."""
+    parsed = read_recipe(recipe, dataset_id)[1]
     if not parsed.get("manifest"):
         raise CtdkitError(f"recipe {recipe} records no published manifest")
     return parsed["manifest"]
@@ -52,9 +59,7 @@ def write_recipe_manifest(
     recipe: Path, dataset_id: str, manifests: dict[str, dict[str, Any]], remote: str
 ) -> None:
     """Replace the manifest section of ``recipe`` (everything below the marker line)."""
-    text = Path(recipe).read_text()
-    if tomllib.loads(text).get("id") != dataset_id:
-        raise CtdkitError(f"recipe {recipe} is not the recipe of {dataset_id} (its id differs)")
+    text = read_recipe(recipe, dataset_id)[0]
     head = text.split(f"\n{MARKER}")[0].rstrip("\n")
     updated = f"{head}\n\n{manifest_toml(manifests, remote)}"
     assert tomllib.loads(updated)["manifest"] == manifests  # the TOML round-trips

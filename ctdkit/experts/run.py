@@ -67,8 +67,12 @@ class ExpertResult:
         return self.evaluations[-1]["success"] if self.evaluations else None
 
     def first_reaching(self, success: float) -> dict[str, Any] | None:
-        """The first evaluation with success ≥ ``success`` (env steps, seconds), if any."""
-        return next((e for e in self.evaluations if e["success"] >= success), None)
+        return first_reaching(self.evaluations, success)
+
+
+def first_reaching(evaluations: list[dict[str, Any]], success: float) -> dict[str, Any] | None:
+    """The first evaluation with success ≥ ``success`` (env steps, seconds), if any."""
+    return next((e for e in evaluations if e["success"] >= success), None)
 
 
 def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
