@@ -6,19 +6,28 @@ costs 20-25% per step), so collection runs at the bare env+policy loop's speed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gymnasium as gym
 import numpy as np
 
 from ctdkit.data.episode import INFO_EXPERT_LOG_STD, INFO_EXPERT_MEAN, INFO_SUCCESS, EpisodeData
 from ctdkit.policies.base import Policy, check_finite
 
+#: ``on_step(obs, action, reward, next_obs, terminated, truncated)``, called after each env step
+StepHook = Callable[[np.ndarray, np.ndarray, float, np.ndarray, bool, bool], None]
 
-def rollout_episode(env: gym.Env, policy: Policy, seed: int) -> EpisodeData:
+
+def rollout_episode(
+    env: gym.Env, policy: Policy, seed: int, on_step: StepHook | None = None
+) -> EpisodeData:
     """Reset ``env`` and ``policy`` with ``seed`` and run until terminated or truncated.
 
     ``env`` must have a time limit (every ``ctdkit`` env does). Metadata filled here:
     ``success`` (``info["success"]`` true at any step), ``return``, ``length``; the caller adds
-    task and policy fields (Minari stores ``seed`` itself).
+    task and policy fields (Minari stores ``seed`` itself). ``on_step`` lets a learner see each
+    transition as it happens (the SAC expert stores it and updates there); after the last step
+    ``policy.act`` is called once more, for the final observation's label only.
     """
     limit = env.spec.max_episode_steps if env.spec is not None else None
     if limit is None:
@@ -41,12 +50,15 @@ def rollout_episode(env: gym.Env, policy: Policy, seed: int) -> EpisodeData:
     while True:
         step = check_finite(policy.act(obs), policy.name)
         means[t], log_stds[t] = step.mean, step.log_std
-        obs, reward, terminated, truncated, info = env.step(step.action)
+        next_obs, reward, terminated, truncated, info = env.step(step.action)
         actions[t], rewards[t] = step.action, reward
         terminations[t], truncations[t] = terminated, truncated
-        observations[t + 1] = obs
+        observations[t + 1] = next_obs
         success[t + 1] = bool(info.get("success", 0.0))
         t += 1
+        if on_step is not None:
+            on_step(obs, step.action, reward, next_obs, terminated, truncated)
+        obs = next_obs
         if terminated or truncated:
             break
     # label of the final observation (no action is taken there)

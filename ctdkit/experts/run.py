@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ctdkit.data.episode import INFO_EXPERT_LOG_STD, INFO_EXPERT_MEAN, INFO_SUCCESS, EpisodeData
+from ctdkit.collect.rollout import rollout_episode
+from ctdkit.data.episode import EpisodeData
 from ctdkit.data.ids import parse_group_id
 from ctdkit.data.store import datasets_root
 from ctdkit.envs.make import make_env, validate_max_episode_steps
@@ -36,6 +37,7 @@ from ctdkit.experts.config import TrainExpertConfig
 from ctdkit.experts.online import EPISODES, episode_path, write_online_dataset
 from ctdkit.experts.replay import ReplayBuffer
 from ctdkit.experts.sac import SACLearner
+from ctdkit.policies.base import PolicyStep
 from ctdkit.policies.random import RandomPolicy
 from ctdkit.policies.sac import SACAgent, actor_labels, expert_record
 from ctdkit.progress import progress_bar
@@ -81,6 +83,55 @@ def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     os.replace(tmp, path)
 
 
+class _TrainingActor:
+    """The agent in training as a :class:`~ctdkit.policies.base.Policy` for one episode.
+
+    Uniform random actions during warm-up, SAC samples after; :meth:`observe` (the rollout's
+    step hook) stores each transition and makes the updates. The final observation's label
+    draws no noise, so the learner's RNG stream is the same as if no label were taken.
+    """
+
+    name = "sac"
+
+    def __init__(self, trainer: ExpertTrainer):
+        self.trainer = trainer
+        self.random_steps = 0  # actions of this episode taken by the warm-up policy
+        self.done = False
+
+    def reset(self, seed: int) -> None:
+        self.trainer.warmup_policy.reset(seed)
+        self.random_steps, self.done = 0, False
+
+    def act(self, observation: np.ndarray) -> PolicyStep:
+        trainer = self.trainer
+        if trainer.env_steps < trainer.config.sac.warmup_steps:
+            self.random_steps += not self.done
+            return trainer.warmup_policy.act(observation)
+        if self.done:  # label only: no action is taken at the final observation
+            with torch.no_grad():
+                mean, log_std = actor_labels(trainer.learner.actor, observation[None])
+            return PolicyStep(action=mean[0], mean=mean[0], log_std=log_std[0])
+        action, mean, log_std = trainer.learner.explore(observation)
+        return PolicyStep(action=action, mean=mean, log_std=log_std)
+
+    def observe(
+        self,
+        obs: np.ndarray,
+        action: np.ndarray,
+        reward: float,
+        next_obs: np.ndarray,
+        terminated: bool,
+        truncated: bool,
+    ) -> None:
+        trainer, sac = self.trainer, self.trainer.config.sac
+        trainer.replay.add(obs, action, reward, next_obs, terminated)
+        trainer.env_steps += 1
+        if trainer.env_steps >= sac.warmup_steps and len(trainer.replay) >= sac.batch_size:
+            for _ in range(sac.updates_per_step):
+                trainer.learner.update(trainer.replay.sample(sac.batch_size, trainer.rng))
+        self.done = terminated or truncated
+
+
 class ExpertTrainer:
     """One SAC agent, its env, replay and counters; ``train(until)`` runs whole episodes."""
 
@@ -105,76 +156,19 @@ class ExpertTrainer:
     # ------------------------------------------------------------------ acting and learning
     def run_episode(self) -> EpisodeData:
         """Collect one episode, updating the learner after every step past warm-up."""
-        sac, limit = self.config.sac, self.config.max_episode_steps
-        obs_dim, action_dim = self.learner.obs_dim, self.learner.action_dim
-        observations = np.empty((limit + 1, obs_dim), dtype=np.float64)
-        actions = np.empty((limit, action_dim), dtype=np.float32)
-        rewards = np.empty(limit, dtype=np.float64)
-        terminations = np.zeros(limit, dtype=bool)
-        truncations = np.zeros(limit, dtype=bool)
-        means = np.empty((limit + 1, action_dim), dtype=np.float32)
-        log_stds = np.empty((limit + 1, action_dim), dtype=np.float32)
-        success = np.zeros((limit + 1, 1), dtype=bool)
-
         seed = episode_seed(self.config.env_seed, self.task, self.episodes)
-        start_step, version, random_steps = self.env_steps, self.learner.updates, 0
-        self.warmup_policy.reset(seed)
-        obs, _ = self.env.reset(seed=seed)
-        observations[0] = obs
-        t = 0
-        while True:
-            if self.env_steps < sac.warmup_steps:
-                step = self.warmup_policy.act(obs)
-                action, means[t], log_stds[t] = step.action, step.mean, step.log_std
-                random_steps += 1
-            else:
-                action, means[t], log_stds[t] = self.learner.explore(obs)
-            next_obs, reward, terminated, truncated, info = self.env.step(action)
-            self.replay.add(obs, action, reward, next_obs, terminated)
-            self.env_steps += 1
-            actions[t], rewards[t] = action, reward
-            terminations[t], truncations[t] = terminated, truncated
-            observations[t + 1] = next_obs
-            success[t + 1] = bool(info.get("success", 0.0))
-            t += 1
-            if self.env_steps >= sac.warmup_steps and len(self.replay) >= sac.batch_size:
-                for _ in range(sac.updates_per_step):
-                    self.learner.update(self.replay.sample(sac.batch_size, self.rng))
-            obs = next_obs
-            if terminated or truncated:
-                break
-        # label of the final observation (no action is taken there)
-        if self.env_steps < sac.warmup_steps:
-            final = self.warmup_policy.act(obs)
-            means[t], log_stds[t] = final.mean, final.log_std
-        else:
-            mean, log_std = actor_labels(self.learner.actor, obs[None])
-            means[t], log_stds[t] = mean[0], log_std[0]
-
-        episode = EpisodeData(
-            observations=observations[: t + 1],
-            actions=actions[:t],
-            rewards=rewards[:t],
-            terminations=terminations[:t],
-            truncations=truncations[:t],
-            infos={
-                INFO_EXPERT_LOG_STD: log_stds[: t + 1],
-                INFO_EXPERT_MEAN: means[: t + 1],
-                INFO_SUCCESS: success[: t + 1],
-            },
-            metadata={
-                "task": self.task,
-                "task_index": 0,
-                "policy": "sac",
-                "training_step": start_step,
-                "policy_version": version,
-                "random_steps": random_steps,
-                "success": bool(success.any()),
-                "return": float(rewards[:t].sum()),
-                "length": int(t),
-            },
-            seed=seed,
-        )
+        start_step, version = self.env_steps, self.learner.updates
+        actor = _TrainingActor(self)
+        episode = rollout_episode(self.env, actor, seed, on_step=actor.observe)
+        episode.metadata = {
+            "task": self.task,
+            "task_index": 0,
+            "policy": "sac",
+            "training_step": start_step,
+            "policy_version": version,
+            "random_steps": actor.random_steps,
+            **episode.metadata,
+        }
         episode.save(episode_path(self.config.out_dir, self.episodes))
         self.episodes += 1
         return episode
