@@ -88,3 +88,22 @@ def test_scripted_reach_succeeds():
         rollout_episode(env, RandomPolicy(), seed).metadata["success"] for seed in range(10)
     ]
     assert np.mean(random_successes) < np.mean(successes)
+
+
+def test_rollout_step_hook_sees_every_transition_as_recorded():
+    """The SAC expert learns inside this hook, so what it sees must be what is stored."""
+    env = make_env("reach-v3", seed=0, max_episode_steps=40)
+    seen = []
+    episode = rollout_episode(
+        env, RandomPolicy(), seed=3, on_step=lambda *transition: seen.append(transition)
+    )
+    assert len(seen) == len(episode.actions) == 40
+    obs, actions, rewards, next_obs, terminated, truncated = (
+        np.array(x) for x in zip(*seen, strict=True)
+    )
+    np.testing.assert_array_equal(obs, episode.observations[:-1])
+    np.testing.assert_array_equal(next_obs, episode.observations[1:])
+    np.testing.assert_array_equal(actions, episode.actions)
+    np.testing.assert_array_equal(rewards, episode.rewards)
+    np.testing.assert_array_equal(terminated, episode.terminations)
+    assert truncated[-1] and not truncated[:-1].any()
