@@ -3,8 +3,9 @@
     python benchmarks/expert_table.py /tmp/experts/reach /tmp/experts/drawer-close \
         --out benchmarks/results/experts.md
 
-Per run: env steps trained, the first periodic evaluation at ≥ 50% / ≥ 90% success (env steps,
-wall and CPU seconds of the run so far), the last periodic evaluation, and every final
+Per run: its SAC and env seeds, env steps trained, the first periodic evaluation at ≥ 50% /
+≥ 90% success (env steps, wall and CPU seconds of the run so far), the last periodic
+evaluation (and the best, which shows how far a run still in progress got), and every final
 evaluation found under ``RUN/*/summary.json`` (``python -m ctdkit.evaluate --agent sac
 --checkpoint RUN/expert.pt --out RUN/eval...``), labelled by its eval seeds: the run's own
 ``--env-seed`` gives its training goals, any other seed held-out goals.
@@ -57,19 +58,21 @@ def row(run: Path) -> str:
     fingerprint = json.loads((run / "run.json").read_text())["fingerprint"]
     evaluations = metrics["evaluations"]
     last = evaluations[-1]
+    best = max(e["success"] for e in evaluations)
     return (
-        f"| {metrics['task']} | {last['env_steps'] // 1000}k | "
+        f"| {metrics['task']} | {fingerprint['sac.seed']} / {fingerprint['env_seed']} | "
+        f"{last['env_steps'] // 1000}k | "
         f"{reached(evaluations, 0.5)} | {reached(evaluations, 0.9)} | "
-        f"{last['success']:.2f} ({last['episodes']} ep) | "
+        f"{last['success']:.2f} (best {best:.2f}; {last['episodes']} ep) | "
         f"{final_evaluations(run, fingerprint['env_seed'])} |"
     )
 
 
 def main(args: Args) -> None:
     lines = [
-        "| task | env steps | ≥ 50% at | ≥ 90% at | last periodic eval | final official eval "
-        "[Wilson 95% CI] |",
-        "|---|---|---|---|---|---|",
+        "| task | seed (SAC / env) | env steps | ≥ 50% at | ≥ 90% at | last periodic eval | "
+        "final official eval [Wilson 95% CI] |",
+        "|---|---|---|---|---|---|---|",
         *(row(run) for run in args.runs),
     ]
     text = "\n".join(lines) + "\n"

@@ -105,7 +105,8 @@ class _TrainingActor:
     def act(self, observation: np.ndarray) -> PolicyStep:
         trainer = self.trainer
         if trainer.env_steps < trainer.config.sac.warmup_steps:
-            self.random_steps += not self.done
+            if not self.done:
+                self.random_steps += 1
             return trainer.warmup_policy.act(observation)
         if self.done:  # label only: no action is taken at the final observation
             with torch.no_grad():
