@@ -3,7 +3,10 @@
     python benchmarks/expert_table.py /tmp/experts/reach /tmp/experts/drawer-close \
         --out benchmarks/results/experts.md
 
-Per run: its SAC and env seeds, env steps trained, the first periodic evaluation at ≥ 50% /
+Per run: its SAC and env seeds, the settings it changed from METHOD.md's defaults, env steps
+trained, the success rate of its last ``--recent`` training episodes (exploring actions; a
+steadier signal than 10 evaluation episodes while a run is in progress), the first periodic
+evaluation at ≥ 50% /
 ≥ 90% success (env steps, wall and CPU seconds of the run so far), the last periodic
 evaluation (and the best, which shows how far a run still in progress got), and every final
 evaluation found under ``RUN/*/summary.json`` (``python -m ctdkit.evaluate --agent sac
@@ -18,9 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tyro
 
-from ctdkit.experts import first_reaching
+from ctdkit.experts import TrainExpertConfig, first_reaching
+from ctdkit.experts.online import EPISODES
 
 
 @dataclass
@@ -29,6 +34,8 @@ class Args:
     """Run directories of `python -m ctdkit.train_expert` (holding metrics.json, run.json)."""
     out: Path | None = None
     """Also write the table here (markdown)."""
+    recent: int = 100
+    """Training episodes (the last ones written) behind the training-success column."""
 
 
 def reached(evaluations: list[dict[str, Any]], level: float) -> str:
@@ -37,6 +44,25 @@ def reached(evaluations: list[dict[str, Any]], level: float) -> str:
         return "not reached"
     cpu = f", {hit['cpu_seconds']:.0f} s CPU" if "cpu_seconds" in hit else ""
     return f"{hit['env_steps'] // 1000}k ({hit['seconds']:.0f} s wall{cpu})"
+
+
+def changed_settings(fingerprint: dict[str, Any]) -> str:
+    """The fingerprint entries that differ from the defaults (seeds have their own column)."""
+    defaults = TrainExpertConfig(task=fingerprint["task"]).fingerprint()
+    changed = [
+        f"{name.removeprefix('sac.')} {value}"
+        for name, value in fingerprint.items()
+        if name not in ("env_seed", "sac.seed") and defaults.get(name) != value
+    ]
+    return ", ".join(changed) or "defaults"
+
+
+def training_success(run: Path, recent: int) -> str:
+    shards = sorted((run / EPISODES).glob("*.npz"))[-recent:]
+    if not shards:
+        return "—"
+    success = [bool(np.load(shard)["info.success"].any()) for shard in shards]
+    return f"{np.mean(success):.2f} ({len(shards)} ep)"
 
 
 def final_evaluations(run: Path, env_seed: int) -> str:
@@ -53,7 +79,7 @@ def final_evaluations(run: Path, env_seed: int) -> str:
     return "; ".join(parts) or "—"
 
 
-def row(run: Path) -> str:
+def row(run: Path, recent: int) -> str:
     metrics = json.loads((run / "metrics.json").read_text())
     fingerprint = json.loads((run / "run.json").read_text())["fingerprint"]
     evaluations = metrics["evaluations"]
@@ -61,7 +87,8 @@ def row(run: Path) -> str:
     best = max(e["success"] for e in evaluations)
     return (
         f"| {metrics['task']} | {fingerprint['sac.seed']} / {fingerprint['env_seed']} | "
-        f"{last['env_steps'] // 1000}k | "
+        f"{changed_settings(fingerprint)} | {last['env_steps'] // 1000}k | "
+        f"{training_success(run, recent)} | "
         f"{reached(evaluations, 0.5)} | {reached(evaluations, 0.9)} | "
         f"{last['success']:.2f} (best {best:.2f}; {last['episodes']} ep) | "
         f"{final_evaluations(run, fingerprint['env_seed'])} |"
@@ -70,10 +97,10 @@ def row(run: Path) -> str:
 
 def main(args: Args) -> None:
     lines = [
-        "| task | seed (SAC / env) | env steps | ≥ 50% at | ≥ 90% at | last periodic eval | "
-        "final official eval [Wilson 95% CI] |",
-        "|---|---|---|---|---|---|---|",
-        *(row(run) for run in args.runs),
+        "| task | seed (SAC / env) | settings | env steps | training success, last episodes | "
+        "≥ 50% at | ≥ 90% at | last periodic eval | final official eval [Wilson 95% CI] |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *(row(run, args.recent) for run in args.runs),
     ]
     text = "\n".join(lines) + "\n"
     print(text, end="")
