@@ -6,10 +6,9 @@
 Per run: its SAC and env seeds, the settings it changed from METHOD.md's defaults, env steps
 trained, the success rate of its last ``--recent`` training episodes (exploring actions; a
 steadier signal than 10 evaluation episodes while a run is in progress), the first periodic
-evaluation at ≥ 50% /
-≥ 90% success (env steps, wall and CPU seconds of the run so far), the last periodic
-evaluation (and the best, which shows how far a run still in progress got), and every final
-evaluation found under ``RUN/*/summary.json`` (``python -m ctdkit.evaluate --agent sac
+evaluation at ≥ 50% / ≥ 90% success (env steps, wall and CPU seconds of the run so far), the
+last periodic evaluation (and the best, which shows how far a run still in progress got), and
+every final evaluation found under ``RUN/*/summary.json`` (``python -m ctdkit.evaluate --agent sac
 --checkpoint RUN/expert.pt --out RUN/eval...``), labelled by its eval seeds: the run's own
 ``--env-seed`` gives its training goals, any other seed held-out goals.
 """
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 import tyro
 
+from ctdkit.data.episode import EpisodeData
 from ctdkit.experts import TrainExpertConfig, first_reaching
 from ctdkit.experts.online import EPISODES
 
@@ -61,7 +61,7 @@ def training_success(run: Path, recent: int) -> str:
     shards = sorted((run / EPISODES).glob("*.npz"))[-recent:]
     if not shards:
         return "—"
-    success = [bool(np.load(shard)["info.success"].any()) for shard in shards]
+    success = [EpisodeData.load(shard).metadata["success"] for shard in shards]
     return f"{np.mean(success):.2f} ({len(shards)} ep)"
 
 
