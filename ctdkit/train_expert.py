@@ -25,6 +25,8 @@ def print_result(result: ExpertResult) -> None:
         f"{result.episodes} episodes, {result.seconds:.0f} s ({result.cpu_seconds:.0f} s CPU) "
         f"-> {result.out_dir / 'expert.pt'}"
     )
+    if result.demo_success is not None:
+        print(f"demonstrations: scripted, success {result.demo_success:.2f}")
     for level in (0.5, 0.9):
         first = result.first_reaching(level)
         reached = (

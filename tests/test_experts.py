@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shlex
 import tomllib
 from pathlib import Path
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import tyro
+from torch import nn
 
 from ctdkit.cli import run_cli
 from ctdkit.collect import CollectConfig, collect, rollout_episode
@@ -18,6 +21,7 @@ from ctdkit.data import content_checksum, load_transitions
 from ctdkit.data.store import minari_root
 from ctdkit.envs import make_env
 from ctdkit.experts import SACConfig, SACLearner, TrainExpertConfig, train_expert
+from ctdkit.experts.run import ExpertTrainer
 from ctdkit.policies import RandomPolicy
 from ctdkit.policies.sac import SACActor, SACPolicy, actor_labels, expert_record, load_expert
 from ctdkit.train_expert import main as train_expert_main
@@ -93,10 +97,18 @@ def test_sac_return_beats_random_on_short_reach(tmp_path):
     assert untrained_return < 1.3 * random_return < sac_return, untrained_return
 
 
-def test_resumed_run_makes_the_same_updates_as_an_uninterrupted_one(tmp_path):
-    whole = train_expert(tiny(tmp_path / "whole", 120))
-    train_expert(tiny(tmp_path / "split", 60))
-    resumed = train_expert(tiny(tmp_path / "split", 120, resume=True))
+@pytest.mark.parametrize("demos", [False, True], ids=["plain", "demos+layernorm"])
+def test_resumed_run_makes_the_same_updates_as_an_uninterrupted_one(tmp_path, demos):
+    def config(name: str, steps: int, **changes) -> TrainExpertConfig:
+        base = tiny(tmp_path / name, steps, **changes)
+        if not demos:
+            return base
+        sac = dataclasses.replace(base.sac, critic_layer_norm=True)
+        return base.replace(sac=sac, demo_episodes=2)
+
+    whole = train_expert(config("whole", 120))
+    train_expert(config("split", 60))
+    resumed = train_expert(config("split", 120, resume=True))
     assert (resumed.env_steps, resumed.updates) == (whole.env_steps, whole.updates) == (120, 91)
     a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)
     b = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)
@@ -110,6 +122,35 @@ def test_resumed_run_makes_the_same_updates_as_an_uninterrupted_one(tmp_path):
         name = f"episodes/{i:06d}.npz"
         x, y = np.load(tmp_path / "whole" / name), np.load(tmp_path / "split" / name)
         assert np.array_equal(x["actions"], y["actions"])
+
+
+def test_demo_replay_feeds_a_fixed_share_of_every_batch(tmp_path):
+    """--demo-episodes: scripted episodes on their own reset seeds, rebuilt identically, and
+    each batch's last ``round(batch · fraction)`` rows drawn from them."""
+    config = tiny(tmp_path / "run", 60, demo_episodes=3, demo_fraction=0.25)
+    trainer = ExpertTrainer(config)
+    demos = trainer.demos
+    assert len(demos) == 60 and trainer.demo_success is not None
+    assert torch.equal(ExpertTrainer(config).demos.obs, demos.obs)  # deterministic rebuild
+    trainer.train(60)
+    assert trainer.learner.updates == 31
+    online = trainer.replay.obs[: len(trainer.replay)]
+    assert not any(torch.equal(online[0], row) for row in demos.obs)  # other reset seeds
+    batch = trainer.sample_batch()
+    assert batch["obs"].shape == (16, 39)
+
+    def rows_in(rows, table):
+        return [bool((table == row).all(dim=1).any()) for row in rows]
+
+    assert all(rows_in(batch["obs"][:12], online)) and all(rows_in(batch["obs"][12:], demos.obs))
+    assert not any(rows_in(batch["obs"][:12], demos.obs))
+    # the critic's LayerNorm is opt-in; the actor (expert.pt) has the same shape either way
+    layer_norm = dataclasses.replace(config.sac, critic_layer_norm=True)
+    norms = [
+        m for m in SACLearner(layer_norm, 39, 4).critic.modules() if isinstance(m, nn.LayerNorm)
+    ]
+    assert len(norms) == 4
+    assert not any(isinstance(m, nn.LayerNorm) for m in trainer.learner.critic.modules())
 
 
 def test_online_dataset_loads_with_minari_tagged_and_aligned(online_run):
@@ -254,8 +295,22 @@ def test_resume_with_another_config_is_refused_and_overwrites_nothing(tmp_path, 
         capsys, TrainExpertConfig, train_expert_main, args
     )  # neither --resume nor --overwrite
     assert "--resume" in err
+    err = _cli_error(
+        capsys,
+        TrainExpertConfig,
+        train_expert_main,
+        [*args, "--resume", "--demo-episodes", "2", "--demo-fraction", "1.0"],
+    )
+    assert "--demo-fraction must be in (0, 1), got 1.0" in err
     after = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
     assert after == before
+    # a run recorded before a setting existed resumes: the missing setting was its default
+    run_file = tmp_path / "run" / "run.json"
+    record = json.loads(run_file.read_text())
+    for key in ("demo_episodes", "demo_fraction", "sac.critic_layer_norm"):
+        del record["fingerprint"][key]
+    run_file.write_text(json.dumps(record))
+    assert train_expert(config.replace(total_steps=60, resume=True)).env_steps == 60
 
 
 @pytest.mark.parametrize("path", ONLINE_RECIPES, ids=lambda p: p.stem)

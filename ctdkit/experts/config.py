@@ -48,6 +48,9 @@ class SACConfig:
     """Env steps acted uniformly at random before the first update."""
     updates_per_step: int = 1
     """Gradient updates per env step after warm-up (update-to-data ratio)."""
+    critic_layer_norm: bool = False
+    """LayerNorm in the critics' hidden layers (Ball et al. 2023, RLPD): it bounds how far Q
+    extrapolates past the returns seen, the overestimation plain SAC shows on push-v3."""
     seed: int = 0
     """Seeds the networks, the batch sampler and the exploration noise."""
 
@@ -65,6 +68,12 @@ class TrainExpertConfig:
     """Fixes the task's 50 goal configurations and every episode's reset seed."""
     max_episode_steps: int = MAX_EPISODE_STEPS
     """Episode length (time-limit truncation), at most Meta-World's 500."""
+    demo_episodes: int = 0
+    """Scripted-policy episodes kept in a second replay for the whole run (0: SAC from scratch,
+    METHOD.md's expert). Each batch then draws `demo_fraction` of its rows from them (RLPD's
+    symmetric sampling); the online dataset still holds only the agent's own episodes."""
+    demo_fraction: float = 0.5
+    """Share of each batch drawn from the demo replay (with --demo-episodes > 0)."""
     eval_every: int = 10_000
     """Evaluate the deterministic actor every this many env steps (0: only at the end)."""
     eval_episodes: int = 10
@@ -101,7 +110,7 @@ class TrainExpertConfig:
         ``total_steps`` is left out (a run may be extended), and so are evaluation, checkpoint
         and output settings (they consume no training randomness).
         """
-        keep = ("task", "env_seed", "max_episode_steps")
+        keep = ("task", "env_seed", "max_episode_steps", "demo_episodes", "demo_fraction")
         fields = {name: getattr(self, name) for name in keep}
         sac = dataclasses.asdict(self.sac)
         sac["hidden"] = list(sac["hidden"])
@@ -116,8 +125,15 @@ class TrainExpertConfig:
         for name in (f.name for f in dataclasses.fields(SACConfig)):
             value = getattr(self.sac, name)
             if value != getattr(defaults, name):
+                flag = name.replace("_", "-")
+                if isinstance(value, bool):  # tyro flags: --sac.x / --sac.no-x
+                    parts.append(f"--sac.{flag}" if value else f"--sac.no-{flag}")
+                    continue
                 words = [str(v) for v in value] if isinstance(value, tuple) else [str(value)]
-                parts += [f"--sac.{name.replace('_', '-')}", *words]
+                parts += [f"--sac.{flag}", *words]
+        if self.demo_episodes:
+            parts += ["--demo-episodes", str(self.demo_episodes)]
+            parts += ["--demo-fraction", str(self.demo_fraction)]
         if self.stop_at_success is not None:  # it decides where the replay stream ends
             parts += ["--eval-every", str(self.eval_every)]
             parts += ["--eval-episodes", str(self.eval_episodes)]

@@ -34,6 +34,7 @@ from ctdkit.envs.tasks import stable_task_id, validate_task
 from ctdkit.errors import CtdkitError
 from ctdkit.eval.protocols import evaluate_official
 from ctdkit.experts.config import TrainExpertConfig
+from ctdkit.experts.demos import collect_demos, mixed_batch
 from ctdkit.experts.online import EPISODES, episode_path, write_online_dataset
 from ctdkit.experts.replay import ReplayBuffer
 from ctdkit.experts.sac import SACLearner
@@ -63,6 +64,8 @@ class ExpertResult:
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     dataset_id: str | None = None
     checksum: str | None = None
+    demo_success: float | None = None
+    """Success rate of the scripted demonstrations (runs with --demo-episodes)."""
 
     @property
     def final_success(self) -> float | None:
@@ -129,7 +132,7 @@ class _TrainingActor:
         trainer.env_steps += 1
         if trainer.env_steps >= sac.warmup_steps and len(trainer.replay) >= sac.batch_size:
             for _ in range(sac.updates_per_step):
-                trainer.learner.update(trainer.replay.sample(sac.batch_size, trainer.rng))
+                trainer.learner.update(trainer.sample_batch())
         self.done = terminated or truncated
 
 
@@ -148,6 +151,12 @@ class ExpertTrainer:
         self.replay = ReplayBuffer(config.sac.buffer_size, obs_dim, action_dim)
         self.rng = np.random.default_rng(config.sac.seed)  # batch indices
         self.warmup_policy = RandomPolicy(action_dim)
+        self.demos: ReplayBuffer | None = None
+        self.demo_success: float | None = None
+        if config.demo_episodes:  # deterministic, so rebuilt rather than checkpointed
+            self.demos, self.demo_success = collect_demos(
+                self.env, self.task, config.demo_episodes, config.env_seed
+            )
         self.env_steps = 0
         self.episodes = 0
         self.seconds = 0.0  # wall time of training and evaluation, summed over resumed calls
@@ -155,6 +164,13 @@ class ExpertTrainer:
         self.evaluations: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ acting and learning
+    def sample_batch(self) -> dict[str, torch.Tensor]:
+        """One update's batch: online replay only, or mixed with the demos (RLPD)."""
+        batch_size = self.config.sac.batch_size
+        if self.demos is None:
+            return self.replay.sample(batch_size, self.rng)
+        return mixed_batch(self.replay, self.demos, batch_size, self.config.demo_fraction, self.rng)
+
     def run_episode(self) -> EpisodeData:
         """Collect one episode, updating the learner after every step past warm-up."""
         seed = episode_seed(self.config.env_seed, self.task, self.episodes)
@@ -313,10 +329,13 @@ def _validate(config: TrainExpertConfig) -> None:
         ("--eval-every", config.eval_every),
         ("--eval-episodes", config.eval_episodes),
         ("--checkpoint-every", config.checkpoint_every),
+        ("--demo-episodes", config.demo_episodes),
         ("--sac.warmup-steps", sac.warmup_steps),
     ):
         if value < 0:
             raise CtdkitError(f"{name} must be >= 0, got {value}")
+    if config.demo_episodes and not 0.0 < config.demo_fraction < 1.0:
+        raise CtdkitError(f"--demo-fraction must be in (0, 1), got {config.demo_fraction}")
     if config.stop_at_success is not None:
         if not 0.0 <= config.stop_at_success <= 1.0:
             raise CtdkitError(f"--stop-at-success must be in [0, 1], got {config.stop_at_success}")
@@ -349,7 +368,9 @@ def _prepare_run_dir(config: TrainExpertConfig) -> None:
                 (out / name).unlink(missing_ok=True)
             shutil.rmtree(out / EPISODES, ignore_errors=True)
         elif config.resume:
-            previous = json.loads(run_file.read_text())["fingerprint"]
+            # runs recorded before a setting existed used its default
+            defaults = TrainExpertConfig(task=config.task).fingerprint()
+            previous = {**defaults, **json.loads(run_file.read_text())["fingerprint"]}
             if previous != fingerprint:
                 changed = sorted(
                     k for k in {*previous, *fingerprint} if previous.get(k) != fingerprint.get(k)
@@ -387,6 +408,7 @@ def train_expert(
         seconds=trainer.seconds,
         cpu_seconds=trainer.cpu_seconds,
         evaluations=list(trainer.evaluations),
+        demo_success=trainer.demo_success,
     )
     trainer.env.close()
     if config.dataset_id is not None:

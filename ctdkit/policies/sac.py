@@ -37,11 +37,15 @@ LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 EXPERT_FORMAT = "ctdkit-sac-expert-v1"
 
 
-def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
-    """Linear-ReLU stack ending in a linear layer (the expert's actor and critics)."""
+def mlp(
+    in_dim: int, hidden: Sequence[int], out_dim: int, layer_norm: bool = False
+) -> nn.Sequential:
+    """Linear-ReLU stack ending in a linear layer (the expert's actor and critics);
+    ``layer_norm`` puts a LayerNorm between each hidden Linear and its ReLU."""
     layers: list[nn.Module] = []
     for width in hidden:
-        layers += [nn.Linear(in_dim, width), nn.ReLU()]
+        norm = [nn.LayerNorm(width)] if layer_norm else []
+        layers += [nn.Linear(in_dim, width), *norm, nn.ReLU()]
         in_dim = width
     layers.append(nn.Linear(in_dim, out_dim))
     return nn.Sequential(*layers)
