@@ -319,10 +319,17 @@ def test_online_recipe_names_a_train_expert_command_for_its_id(path):
     words = shlex.split(recipe["command"])
     assert words[:3] == ["python", "-m", "ctdkit.train_expert"]
     config = tyro.cli(TrainExpertConfig, args=words[3:])
-    assert config.dataset_id == recipe["id"] and config.task == "reach-v3"
+    assert config.dataset_id == recipe["id"] and list(recipe["success"]) == [config.task]
+    assert recipe["id"].split("/")[1].startswith(config.task.removesuffix("-v3") + "-sac-online")
     assert config.command() == recipe["command"]
     assert len(recipe["content_checksum"]) == 64
-    assert recipe["steps"] >= config.total_steps
+    if config.stop_at_success is None:  # whole episodes up to the budget
+        assert recipe["steps"] >= config.total_steps
+    else:  # stopped at its target: the last evaluations reached it
+        assert recipe["steps"] <= config.total_steps
+        patience = recipe["training"]["eval_success"][-config.stop_patience :]
+        assert all(s >= config.stop_at_success for s in patience)
+    assert recipe["episodes"] * config.max_episode_steps == recipe["steps"]
 
 
 def test_stop_at_success_ends_the_run_after_patience_evaluations(tmp_path, capsys):
