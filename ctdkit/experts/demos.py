@@ -12,36 +12,23 @@ import numpy as np
 import torch
 
 from ctdkit.collect.rollout import rollout_episode
-from ctdkit.envs.tasks import stable_task_id
 from ctdkit.experts.replay import ReplayBuffer
 from ctdkit.policies.scripted import ScriptedPolicy
 
-DEMO_STREAM = 1  # keeps demo reset seeds apart from the training episodes'
 
-
-def demo_seed(env_seed: int, task: str, index: int) -> int:
-    """Reset seed of demonstration episode ``index`` (never a training episode's seed)."""
-    entropy = [env_seed, stable_task_id(task), index, DEMO_STREAM]
-    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
-
-
-def collect_demos(env, task: str, episodes: int, env_seed: int) -> tuple[ReplayBuffer, float]:
-    """``episodes`` scripted episodes of ``task`` on ``env`` as a replay, and their success rate.
-
-    Deterministic given ``env_seed``: a resumed run rebuilds the same demonstrations."""
+def collect_demos(env, task: str, seeds: list[int]) -> tuple[ReplayBuffer, float]:
+    """One scripted episode of ``task`` per reset seed on ``env``, as a replay, and their
+    success rate (deterministic: a resumed run rebuilds the same demonstrations)."""
     limit = env.spec.max_episode_steps
     obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    demos = ReplayBuffer(episodes * limit, obs_dim, action_dim)
+    demos = ReplayBuffer(len(seeds) * limit, obs_dim, action_dim)
     policy = ScriptedPolicy(task)
-    successes = []
-    for index in range(episodes):
 
-        def store(obs, action, reward, next_obs, terminated, truncated):
-            demos.add(obs, action, reward, next_obs, terminated)
+    def store(obs, action, reward, next_obs, terminated, truncated):
+        demos.add(obs, action, reward, next_obs, terminated)
 
-        episode = rollout_episode(env, policy, demo_seed(env_seed, task, index), on_step=store)
-        successes.append(bool(episode.metadata["success"]))
-    return demos, float(np.mean(successes))
+    episodes = [rollout_episode(env, policy, seed, on_step=store) for seed in seeds]
+    return demos, float(np.mean([bool(e.metadata["success"]) for e in episodes]))
 
 
 def mixed_batch(

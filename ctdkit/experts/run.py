@@ -46,9 +46,13 @@ from ctdkit.progress import progress_bar
 RUN_FILE, CHECKPOINT, EXPERT, METRICS = "run.json", "checkpoint.pt", "expert.pt", "metrics.json"
 
 
-def episode_seed(env_seed: int, task: str, index: int) -> int:
-    """Reset seed (and warm-up action seed) of training episode ``index``."""
-    entropy = [env_seed, stable_task_id(task), index]
+DEMO_STREAM = 1  # `stream` of the demonstrations' reset seeds (training episodes: 0)
+
+
+def episode_seed(env_seed: int, task: str, index: int, stream: int = 0) -> int:
+    """Reset seed (and warm-up action seed) of training episode ``index``; another
+    ``stream`` gives seeds no training episode uses (the demonstrations')."""
+    entropy = [env_seed, stable_task_id(task), index] + ([stream] if stream else [])
     return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
@@ -154,9 +158,11 @@ class ExpertTrainer:
         self.demos: ReplayBuffer | None = None
         self.demo_success: float | None = None
         if config.demo_episodes:  # deterministic, so rebuilt rather than checkpointed
-            self.demos, self.demo_success = collect_demos(
-                self.env, self.task, config.demo_episodes, config.env_seed
-            )
+            seeds = [
+                episode_seed(config.env_seed, self.task, i, DEMO_STREAM)
+                for i in range(config.demo_episodes)
+            ]
+            self.demos, self.demo_success = collect_demos(self.env, self.task, seeds)
         self.env_steps = 0
         self.episodes = 0
         self.seconds = 0.0  # wall time of training and evaluation, summed over resumed calls
