@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).parent.parent / "ctdkit"
 #: bottom to top; shared utilities (errors, progress, cli, parallel) sit below everything
 LAYERS = ["envs", "policies", "data", "collect", "encoder", "collective", "eval"]
 LAYERS += ["experts", "bench", "pipeline"]
-UTILITIES = {"errors", "progress", "cli", "parallel", "ray_backend"}
+UTILITIES = {"errors", "files", "progress", "cli", "parallel", "ray_backend"}
 
 
 def _stage(module: str) -> str | None:

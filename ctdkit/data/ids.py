@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from ctdkit.errors import CtdkitError
+from ctdkit.files import safe_relative_path
 
 _VERSIONED = re.compile(r"^(?P<base>[\w:.\-/]+?)-v(?P<version>\d+)$")
 _TASK_VERSION = re.compile(r"-v\d+$")
@@ -32,7 +33,13 @@ class GroupId:
 
 
 def split_version(dataset_id: str) -> tuple[str, int]:
-    """``'a/b-v3'`` -> ``('a/b', 3)``; a missing ``-vN`` suffix is a user error."""
+    """``'a/b-v3'`` -> ``('a/b', 3)``; a missing ``-vN`` suffix is a user error.
+
+    An id becomes a folder under the datasets root, whether a user typed it or a remote or a
+    dataset's metadata named it, so it is checked like a path first (no ``..``, no ``/`` at
+    the start, no backslash).
+    """
+    safe_relative_path(dataset_id, "dataset id")
     match = _VERSIONED.match(dataset_id)
     if match is None:
         raise CtdkitError(
