@@ -23,8 +23,16 @@ def run_cli(
     main: Callable[[ConfigT], object],
     args: Sequence[str] | None = None,
     description: str | None = None,
+    *,
+    prog: str | None = None,
+    interrupt_hint: str = "rerun with --resume to continue",
 ) -> int:
-    config = tyro.cli(config_type, args=args, description=description)
+    """Parse ``args`` into ``config_type`` and run ``main``; return the process exit code.
+
+    ``prog`` is what ``--help`` shows as the command (``python -m ctdkit.<verb>``);
+    ``interrupt_hint`` is printed after Ctrl-C to say how to pick the work up again.
+    """
+    config = tyro.cli(config_type, args=args, description=description, prog=prog)
     warnings.filterwarnings("ignore", module="gymnasium")
     try:
         main(config)
@@ -32,6 +40,6 @@ def run_cli(
         print(f"ctdkit: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("ctdkit: interrupted (rerun with --resume to continue)", file=sys.stderr)
+        print(f"ctdkit: interrupted ({interrupt_hint})", file=sys.stderr)
         return 130
     return 0
