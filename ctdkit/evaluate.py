@@ -20,4 +20,12 @@ def main(config: EvaluateConfig) -> None:
 if __name__ == "__main__":
     from ctdkit.cli import run_cli
 
-    sys.exit(run_cli(EvaluateConfig, main, description=__doc__))
+    sys.exit(
+        run_cli(
+            EvaluateConfig,
+            main,
+            description=__doc__,
+            prog="python -m ctdkit.evaluate",
+            interrupt_hint="rerun the same command: finished seeds are kept",
+        )
+    )

@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 
 from ctdkit.collective.run import TrainCollectiveConfig, train_collective
+from ctdkit.data import load_datasets
+from ctdkit.eval.run import evaluate_command
 
 
 def main(config: TrainCollectiveConfig) -> None:
@@ -15,10 +17,19 @@ def main(config: TrainCollectiveConfig) -> None:
     print(f"{result.steps} steps ({result.seconds:.1f} s this call) -> {result.weights}")
     if losses:
         print(f"final losses: {losses}")
-    print(f"evaluate: python -m ctdkit.evaluate --agent collective --checkpoint {result.weights}")
+    tasks = load_datasets(config.dataset_id, config.root).tasks
+    print(f"evaluate with: {evaluate_command('collective', result.weights, tasks)}")
 
 
 if __name__ == "__main__":
     from ctdkit.cli import run_cli
 
-    sys.exit(run_cli(TrainCollectiveConfig, main, description=__doc__))
+    sys.exit(
+        run_cli(
+            TrainCollectiveConfig,
+            main,
+            description=__doc__,
+            prog="python -m ctdkit.train_collective",
+            interrupt_hint="rerun the same command with --resume",
+        )
+    )

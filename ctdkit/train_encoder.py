@@ -36,4 +36,12 @@ def main(config: TrainEncoderConfig) -> None:
 if __name__ == "__main__":
     from ctdkit.cli import run_cli
 
-    sys.exit(run_cli(TrainEncoderConfig, main, description=__doc__))
+    sys.exit(
+        run_cli(
+            TrainEncoderConfig,
+            main,
+            description=__doc__,
+            prog="python -m ctdkit.train_encoder",
+            interrupt_hint="rerun the same command with --resume",
+        )
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 
+from ctdkit.eval.run import evaluate_command
 from ctdkit.experts import ExpertResult, TrainExpertConfig, train_expert
 
 
@@ -38,10 +39,21 @@ def print_result(result: ExpertResult) -> None:
 
 
 def main(config: TrainExpertConfig) -> None:
-    print_result(train_expert(config, on_eval=print_eval))
+    result = train_expert(config, on_eval=print_eval)
+    print_result(result)
+    weights = result.out_dir / "expert.pt"
+    print(f"evaluate with: {evaluate_command('sac', weights, (result.task,), (config.eval_seed,))}")
 
 
 if __name__ == "__main__":
     from ctdkit.cli import run_cli
 
-    sys.exit(run_cli(TrainExpertConfig, main, description=__doc__))
+    sys.exit(
+        run_cli(
+            TrainExpertConfig,
+            main,
+            description=__doc__,
+            prog="python -m ctdkit.train_expert",
+            interrupt_hint="rerun the same command with --resume",
+        )
+    )

@@ -31,6 +31,7 @@ from ctdkit.bench.leaderboard import (
 )
 from ctdkit.bench.records import RecordWarning, load_records
 from ctdkit.bench.suites import SUITES, get_suite
+from ctdkit.cli import quiet_d3rlpy
 from ctdkit.errors import CtdkitError
 from ctdkit.experts import TrainExpertConfig
 
@@ -324,7 +325,6 @@ def test_oracle_conditioned_bc_sees_and_uses_the_one_hot(tiny_data):
     import d3rlpy
 
     from ctdkit.bench.algos import d3rlpy_config
-    from ctdkit.bench.run import _quiet_d3rlpy
     from ctdkit.collective import make_context
     from ctdkit.policies.history import EpisodeHistory
 
@@ -337,7 +337,7 @@ def test_oracle_conditioned_bc_sees_and_uses_the_one_hot(tiny_data):
     np.testing.assert_array_equal(first.observations[:n, :2], rows[:n])
     np.testing.assert_array_equal(first.observations[:n, 2:], data.observations[:n])
     np.testing.assert_array_equal(first.observations[n, 2:], data.next_observations[n - 1])
-    _quiet_d3rlpy()
+    quiet_d3rlpy()
     d3rlpy.seed(0)
     inputs = np.concatenate([rows, data.observations], axis=1)
     algo = d3rlpy_config("bc", (64, 64), 64, inputs.mean(0), inputs.std(0)).create()

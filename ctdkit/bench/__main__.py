@@ -21,7 +21,8 @@ def main(config: BenchRunConfig | LeaderboardConfig) -> None:
     if isinstance(config, BenchRunConfig):
         run_bench(config)
         print(f"records under {config.out / 'records'}; aggregate: python -m ctdkit.bench "
-              f"leaderboard --records {config.out / 'records'}")  # fmt: skip
+              f"leaderboard --records {config.out / 'records'} --suites {config.suite} "
+              f"--out {config.out}")  # fmt: skip
     else:
         result = build_leaderboard(config)
         suites = ", ".join(result["suites"])
@@ -33,4 +34,12 @@ def main(config: BenchRunConfig | LeaderboardConfig) -> None:
 if __name__ == "__main__":
     from ctdkit.cli import run_cli
 
-    sys.exit(run_cli(Command, main, description=__doc__))
+    sys.exit(
+        run_cli(
+            Command,
+            main,
+            description=__doc__,
+            prog="python -m ctdkit.bench",
+            interrupt_hint="rerun the same command: finished runs are kept",
+        )
+    )

@@ -36,9 +36,12 @@ class LeaderboardConfig:
     """Aggregate benchmark records into LEADERBOARD.md, JSON and plots (rliable statistics)."""
 
     records: tuple[Path, ...] = (Path("runs/bench/records"),)
-    """Record folders (searched recursively) or files."""
-    out: Path = Path("benchmarks")
-    """Writes OUT/LEADERBOARD.md and OUT/leaderboard/ (leaderboard.json, PNG plots)."""
+    """Record folders (searched recursively) or files. Invalid records are skipped with a
+    warning naming them."""
+    out: Path = Path("runs/bench")
+    """Writes OUT/LEADERBOARD.md and OUT/leaderboard/ (leaderboard.json, PNG plots). The
+    committed leaderboard is rebuilt only on purpose: `--records benchmarks/leaderboard/records
+    --out benchmarks`."""
     suites: tuple[str, ...] = ()
     """Only these suites (default: every suite with records)."""
     reference: str | None = None
@@ -52,6 +55,7 @@ class LeaderboardConfig:
     """JSON outputs of benchmarks/encoder_throughput.py and benchmarks/learner_speed.py
     (`--json-out`); default: every *.json in OUT/leaderboard/throughput/."""
     plots: bool = True
+    """Draw the PNG plots (performance profiles, aggregates, data scaling)."""
 
 
 @dataclass
@@ -116,7 +120,8 @@ def group_rows(records: list[dict[str, Any]]) -> tuple[dict[str, list[Row]], lis
 
 
 def _data_key(record: dict) -> tuple:
-    return (record["dataset"]["checksum"], record["dataset"].get("subset_checksum"))
+    dataset = record["dataset"]
+    return (dataset["checksum"], dataset.get("subset_checksum"), tuple(dataset["tasks"]))
 
 
 def _shared_settings(record: dict) -> str:
@@ -141,6 +146,8 @@ def _difference(a: dict, b: dict) -> str:
         return f"dataset checksum {ours[:12]} vs {theirs[:12]}"
     if a["dataset"].get("subset_checksum") != b["dataset"].get("subset_checksum"):
         return "subset checksum differs"
+    if a["dataset"]["tasks"] != b["dataset"]["tasks"]:
+        return "tasks differ"
     for k in sorted(set(a["settings"]) | set(b["settings"])):
         if k not in PER_RUN_SETTINGS and a["settings"].get(k) != b["settings"].get(k):
             return f"{k} {a['settings'].get(k)!r} vs {b['settings'].get(k)!r}"

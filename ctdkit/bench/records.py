@@ -11,18 +11,43 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import sys
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from ctdkit.errors import CtdkitError
+
 SCHEMA = 1
 REQUIRED = ("schema", "status", "suite", "algo", "variant", "seed", "fingerprint")
-REQUIRED_OK = ("success_by_task", "mean_success", "dataset", "settings")
+REQUIRED_OK = (
+    "success_by_task",
+    "mean_success",
+    "dataset",
+    "settings",
+    "learner",
+    "conditioning",
+    "steps",
+)
+#: settings the leaderboard prints (every record ``run`` writes has them)
+SETTINGS_READ = (
+    "view",
+    "n_steps",
+    "batch_size",
+    "hidden",
+    "protocol",
+    "eval_episodes",
+    "max_episode_steps",
+    "encoder_steps",
+    "encoder_window",
+    "eval_seeds_per_run",
+    "eval_seed_base",
+)
 PACKAGES = ("ctdkit", "torch", "d3rlpy", "metaworld", "minari", "gymnasium", "numpy", "rliable")
 
 
@@ -50,21 +75,125 @@ def write_record(path: Path, record: dict[str, Any]) -> None:
 
 
 def read_record(path: Path) -> dict[str, Any] | None:
-    """The record at ``path``, or None (with a :class:`RecordWarning` naming the file) when it
-    is not a readable, complete record."""
+    """The record at ``path``, or None (with a :class:`RecordWarning` naming the file and what
+    is wrong) when it is not a readable, valid record. Records are untrusted input (they are
+    shared and committed): size-capped, parsed, then every field the leaderboard reads is
+    checked."""
+    from ctdkit.data.trust import read_json_object
+
     try:
-        record = json.loads(Path(path).read_text())
-        if not isinstance(record, dict):
-            raise ValueError("not a JSON object")
-        keys = REQUIRED + (REQUIRED_OK if record.get("status") == "ok" else ())
-        missing = [key for key in keys if key not in record]
-        if missing:
-            raise ValueError(f"missing field {missing[0]!r}")
-    except (OSError, ValueError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        warnings.warn(f"skipping corrupt record {path}: {reason}", RecordWarning, stacklevel=2)
+        record = read_json_object(Path(path), str(path))
+    except CtdkitError as error:  # missing, too large, not JSON, not an object
+        problem = str(error).removeprefix(f"{path} ").removeprefix("is ")
+    except (OSError, ValueError, RecursionError) as error:  # unreadable, absurd numbers, nesting
+        problem = str(error).splitlines()[0] if str(error) else type(error).__name__
+    else:
+        problem = record_problem(record)
+        if problem is None:
+            return record
+    warnings.warn(f"skipping record {path}: {problem}", RecordWarning, stacklevel=2)
+    return None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_TYPES: dict[str, tuple[Callable[[object], bool], str]] = {
+    "schema": (_is_int, "an integer"),
+    "status": (lambda v: v in ("ok", "error"), "'ok' or 'error'"),
+    "suite": (lambda v: isinstance(v, str), "a string"),
+    "algo": (lambda v: isinstance(v, str), "a string"),
+    "variant": (lambda v: isinstance(v, str), "a string"),
+    "seed": (_is_int, "an integer"),
+    "fingerprint": (lambda v: isinstance(v, str), "a string"),
+    "success_by_task": (lambda v: isinstance(v, dict), "an object"),
+    "mean_success": (lambda v: _is_number(v) and math.isfinite(v), "a finite number"),
+    "dataset": (lambda v: isinstance(v, dict), "an object"),
+    "settings": (lambda v: isinstance(v, dict), "an object"),
+    "learner": (lambda v: isinstance(v, str), "a string"),
+    "conditioning": (lambda v: isinstance(v, str), "a string"),
+    "steps": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+}
+
+
+def record_problem(record: object) -> str | None:
+    """What makes ``record`` unusable (one phrase), or None for a valid record: required fields
+    present and typed; for a finished run every task of its suite scored, each success a finite
+    number in [0, 1]."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    keys = REQUIRED + (REQUIRED_OK if record.get("status") == "ok" else ())
+    for key in keys:
+        if key not in record:
+            return f"missing field {key!r}"
+        check, expected = _TYPES[key]
+        if not check(record[key]):
+            return f"field {key!r} is not {expected} (got {_shown(record[key])})"
+    if record["status"] != "ok":
         return None
-    return record
+    from ctdkit.bench.algos import ALGO_IDS
+
+    if record["algo"] not in ALGO_IDS:
+        return f"unknown algorithm {_shown(record['algo'])}"
+    for key, expected in (("seconds", dict), ("hardware", dict), ("threads", dict)):
+        if not isinstance(record.get(key, {}), expected):
+            return f"field {key!r} is not an object"
+    if not isinstance(record.get("encoder") or {}, dict):
+        return "field 'encoder' is not an object"
+    if not all(_is_number(v) for v in record.get("seconds", {}).values()):
+        return "field 'seconds' holds a value that is not a number"
+    episodes = record.get("episodes_per_task")
+    if not (episodes is None or (_is_int(episodes) and episodes > 0)):
+        return f"episodes_per_task is {_shown(episodes)}, not a positive integer or null"
+    settings = record["settings"]
+    for key in SETTINGS_READ:
+        if key not in settings:
+            return f"settings lack {key!r}"
+    hidden = settings["hidden"]
+    if not (isinstance(hidden, list) and all(_is_int(h) for h in hidden)):
+        return f"settings.hidden is {_shown(hidden)}, not a list of integers"
+    if not isinstance(record["dataset"].get("id"), str):
+        return "dataset.id is not a string"
+    tasks = record["dataset"].get("tasks")
+    if not (isinstance(tasks, list) and tasks and all(isinstance(t, str) for t in tasks)):
+        return "dataset.tasks is not a non-empty list of task names"
+    if not isinstance(record["dataset"].get("checksum"), str):
+        return "dataset.checksum is not a string"
+    expected = _suite_tasks(record["suite"])
+    if expected is not None and sorted(tasks) != sorted(expected):
+        return f"its tasks {tasks} are not suite {record['suite']}'s {list(expected)}"
+    success = record["success_by_task"]
+    for task in tasks:
+        if task not in success:
+            return f"no success for task {task!r}"
+        value = success[task]
+        if not (_is_number(value) and math.isfinite(value) and 0.0 <= value <= 1.0):
+            return f"success of {task} is {_shown(value)}, not a number in [0, 1]"
+    extra = sorted(set(success) - set(tasks))
+    if extra:
+        return f"success for task {extra[0]!r}, which is not among its dataset's tasks"
+    return None
+
+
+def _suite_tasks(suite: str) -> tuple[str, ...] | None:
+    """The tasks a known suite names (None: a suite of all its dataset's tasks, or unknown)."""
+    from ctdkit.bench.suites import SUITES
+
+    if suite not in SUITES or not SUITES[suite].tasks:
+        return None
+    from ctdkit.envs.tasks import resolve_tasks
+
+    return tuple(resolve_tasks(SUITES[suite].tasks))
+
+
+def _shown(value: object) -> str:
+    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def load_records(locations: Iterable[Path]) -> list[dict[str, Any]]:

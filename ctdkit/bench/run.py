@@ -34,6 +34,7 @@ from ctdkit.bench.records import (
     write_record,
 )
 from ctdkit.bench.suites import Suite, get_suite
+from ctdkit.cli import quiet_d3rlpy
 from ctdkit.envs.tasks import resolve_tasks
 from ctdkit.errors import CtdkitError
 from ctdkit.parallel import parallel_map
@@ -63,6 +64,7 @@ class BenchRunConfig:
     ray_address: str | None = None
     """Ray cluster address (default: start a local Ray)."""
     device: str = "cpu"
+    """Torch device of every run, e.g. `cpu`, `cuda`."""
     root: Path | None = None
     """Minari datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets)."""
     save_models: bool = True
@@ -72,6 +74,7 @@ class BenchRunConfig:
     dry_run: bool = False
     """Print the plan (finished / to run) and stop; builds nothing."""
     progress: bool = True
+    """Show progress bars."""
 
 
 @dataclass(frozen=True)
@@ -397,7 +400,7 @@ def _train_d3rlpy(spec: RunSpec, data, context):
     from ctdkit.bench.data import conditioned_dataset
 
     suite = spec.suite
-    _quiet_d3rlpy()
+    quiet_d3rlpy()  # hundreds of runs: their records hold what matters
     d3rlpy.seed(spec.seed)
     rows, next_rows = context.for_transitions(data)
     dataset = conditioned_dataset(data, rows, next_rows, suite.view)
@@ -425,13 +428,3 @@ def _train_d3rlpy(spec: RunSpec, data, context):
     final = {k: float(v) for k, v in (metrics[-1][1] if metrics else {}).items()}
     final = {k: v for k, v in final.items() if not k.startswith("time_")}  # losses only
     return ConditionedAgent(algo, context, suite.view, spec.algo.id), final
-
-
-def _quiet_d3rlpy() -> None:
-    """d3rlpy logs every build and epoch at info level through structlog; a benchmark of
-    hundreds of runs keeps warnings only (its own records hold what matters)."""
-    import logging
-
-    import structlog
-
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))

@@ -6,16 +6,23 @@ import dataclasses
 import json
 import os
 import platform
+import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Literal
 
+from ctdkit.envs.tasks import task_set_name
 from ctdkit.errors import CtdkitError
 from ctdkit.eval.protocols import EvalResult, evaluate
 from ctdkit.eval.stats import summarize
 from ctdkit.policies.agents import EvalAgent, RandomAgent, ScriptedAgent
 from ctdkit.progress import progress_bar
+
+#: default evaluation seeds: goal variations apart from those of data collection and training,
+#: which default to seed 0 (datasets, experts' runs, the pipeline)
+HELD_OUT_SEEDS: tuple[int, ...] = (100,)
 
 
 @dataclass
@@ -32,8 +39,9 @@ class EvaluateConfig:
     """Task set (MT10, MT50) and/or task names."""
     protocol: Literal["official", "all-goals"] = "official"
     """`official` = metaworld.evaluation; `all-goals` = each goal variation once."""
-    seeds: tuple[int, ...] = (0, 1, 2)
-    """Evaluation seeds (they choose the goal variations: keep them apart from data seeds)."""
+    seeds: tuple[int, ...] = HELD_OUT_SEEDS
+    """Evaluation seeds: they choose the goal variations, so the default (100) is held out from
+    the data and training seeds (0, 1, ...); each seed is one file in OUT."""
     episodes: int = 50
     """Episodes per task (official protocol)."""
     noise: float = 0.0
@@ -41,6 +49,18 @@ class EvaluateConfig:
     out: Path = Path("runs/eval")
     """Directory for per-seed results and summary.json."""
     progress: bool = True
+    """Show a progress bar."""
+
+
+def evaluate_command(
+    agent: str, checkpoint: Path, tasks: Sequence[str], seeds: Sequence[int] = HELD_OUT_SEEDS
+) -> str:
+    """The ``python -m ctdkit.evaluate`` line for a trained agent on its own tasks (printed
+    at the end of training, so it can be pasted as is)."""
+    name = task_set_name(tasks)
+    named = list(tasks) if name in ("MT1", "custom") else [name]
+    parts = ["python", "-m", "ctdkit.evaluate", "--agent", agent, "--checkpoint", str(checkpoint)]
+    return shlex.join([*parts, "--tasks", *named, "--seeds", *map(str, seeds)])
 
 
 def make_agent(config: EvaluateConfig, seed: int) -> EvalAgent:
@@ -73,6 +93,8 @@ def run_evaluation(config: EvaluateConfig) -> dict:
     """Evaluate every seed not already in ``config.out``, then write and return the summary."""
     if config.episodes <= 0:
         raise CtdkitError(f"--episodes must be > 0, got {config.episodes}")
+    if not config.seeds:
+        raise CtdkitError("--seeds is empty: give at least one evaluation seed, e.g. --seeds 100")
     config.out.mkdir(parents=True, exist_ok=True)
     results: list[EvalResult] = []
     with progress_bar(f"evaluate {config.agent}", len(config.seeds), config.progress) as advance:
