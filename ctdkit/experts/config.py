@@ -32,16 +32,21 @@ class SACConfig:
     hidden: tuple[int, ...] = (256, 256)
     """Hidden widths of the actor and of each critic."""
     actor_lr: float = 3e-4
+    """Adam learning rate of the actor."""
     critic_lr: float = 3e-4
+    """Adam learning rate of the twin critics."""
     alpha_lr: float = 1e-4
     """Learning rate of log α."""
     batch_size: int = 512
+    """Transitions per gradient update."""
     buffer_size: int = 140_000
     """Replay capacity in transitions (oldest overwritten first)."""
     gamma: float = 0.99
+    """Discount factor γ."""
     tau: float = 0.005
     """Polyak rate of the target critics."""
     init_temperature: float = 0.01
+    """Initial temperature α (learned afterwards towards the target entropy)."""
     target_entropy: float | None = None
     """Target entropy H̄; default −|A|."""
     warmup_steps: int = 5_000
@@ -64,6 +69,7 @@ class TrainExpertConfig:
     total_steps: int = 100_000
     """Env steps to train for (rounded up to whole episodes; extendable with --resume)."""
     sac: SACConfig = field(default_factory=SACConfig)
+    """SAC hyperparameters (networks, learning rates, replay, temperature)."""
     env_seed: int = 0
     """Fixes the task's 50 goal configurations and every episode's reset seed."""
     max_episode_steps: int = MAX_EPISODE_STEPS
