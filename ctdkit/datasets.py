@@ -21,13 +21,17 @@ from ctdkit.data.loader import load_datasets
 from ctdkit.data.recipes import manifest_toml, recipe_manifests, write_recipe_manifest
 from ctdkit.data.remote import (
     download,
+    local_ids,
     local_problems,
     open_remote,
     publish,
     published_manifests,
+    resolve_root,
+    trusted_members,
     verify,
 )
-from ctdkit.data.store import CTDKIT_METADATA_KEY, datasets_root, minari_root
+from ctdkit.data.store import CTDKIT_METADATA_KEY
+from ctdkit.data.trust import check_dataset_metadata
 from ctdkit.errors import CtdkitError
 
 
@@ -38,6 +42,8 @@ class List:
     remote: str | None = None
     """Remote URL (file:///path, http://host/path); default: the local root."""
     root: Path | None = None
+    """Datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets); a relative path is
+    taken from the current folder."""
 
 
 @dataclass
@@ -45,7 +51,10 @@ class Show:
     """Show a local dataset's or group's metadata and checksum."""
 
     dataset_id: tyro.conf.Positional[str]
+    """Dataset id (ctdkit/mt10-scripted/reach-v0) or group id (ctdkit/mt10-scripted-v0)."""
     root: Path | None = None
+    """Datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets); a relative path is
+    taken from the current folder."""
 
 
 @dataclass
@@ -53,8 +62,12 @@ class Publish:
     """Publish a local dataset or group (with sha256 manifests) to a file:// remote."""
 
     dataset_id: tyro.conf.Positional[str]
+    """Dataset id (ctdkit/mt10-scripted/reach-v0) or group id (ctdkit/mt10-scripted-v0)."""
     remote: tyro.conf.Positional[str]
+    """Remote folder as file:///path (serve it with any static web server)."""
     root: Path | None = None
+    """Datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets); a relative path is
+    taken from the current folder."""
 
 
 @dataclass
@@ -62,8 +75,12 @@ class Download:
     """Download a dataset or group (verified; skipped when present and verified locally)."""
 
     dataset_id: tyro.conf.Positional[str]
+    """Dataset id (ctdkit/mt10-scripted/reach-v0) or group id (ctdkit/mt10-scripted-v0)."""
     remote: tyro.conf.Positional[str]
+    """Remote URL: file:///path (a folder), http://host/path or https://host/path."""
     root: Path | None = None
+    """Datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets); a relative path is
+    taken from the current folder."""
 
 
 @dataclass
@@ -71,7 +88,10 @@ class Verify:
     """Check local files against their manifest and the data against the content checksum."""
 
     dataset_id: tyro.conf.Positional[str]
+    """Dataset id (ctdkit/mt10-scripted/reach-v0) or group id (ctdkit/mt10-scripted-v0)."""
     root: Path | None = None
+    """Datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets); a relative path is
+    taken from the current folder."""
     rebuild: bool = False
     """Also re-run the recorded collect command and compare content checksums."""
     recipe: Path | None = None
@@ -84,7 +104,9 @@ class Manifest:
     """Print a published dataset's sha256 manifest as TOML, or write it into its recipe."""
 
     dataset_id: tyro.conf.Positional[str]
+    """Dataset id (ctdkit/mt10-scripted/reach-v0) or group id (ctdkit/mt10-scripted-v0)."""
     remote: tyro.conf.Positional[str]
+    """Remote URL: file:///path (a folder), http://host/path or https://host/path."""
     recipe: Path | None = None
     """Recipe (datasets/*.toml) whose manifest section to replace, instead of printing."""
 
@@ -108,18 +130,25 @@ def main(command: List | Show | Publish | Download | Verify | Manifest) -> None:
             write_recipe_manifest(command.recipe, command.dataset_id, manifests, command.remote)
             print(f"wrote the manifest of {len(manifests)} datasets into {command.recipe}")
         return
-    root = Path(command.root) if command.root is not None else datasets_root()
+    root = resolve_root(command.root)
     if isinstance(command, List):
         if command.remote is not None:
             ids = sorted(open_remote(command.remote).list_datasets())
         else:
-            import minari
-
-            with minari_root(root):
-                ids = sorted(minari.list_local_datasets())
+            ids = [_listed(dataset_id, root) for dataset_id in local_ids(root)]
         print("\n".join(ids) if ids else "(no datasets)")
     elif isinstance(command, Show):
-        group = load_datasets(command.dataset_id, root)
+        trusted_members(command.dataset_id, root)  # before Minari reads any metadata
+        try:
+            group = load_datasets(command.dataset_id, root)
+        except CtdkitError:
+            raise
+        except Exception as error:  # a damaged dataset fails in many ways
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise CtdkitError(
+                f"{command.dataset_id} does not load ({reason}): run "
+                f"`python -m ctdkit.datasets verify {command.dataset_id}`"
+            ) from error
         for task, dataset in group:
             meta = dataset.storage.metadata
             extra = meta.get(CTDKIT_METADATA_KEY, {})
@@ -147,6 +176,15 @@ def main(command: List | Show | Publish | Download | Verify | Manifest) -> None:
         rebuilt = " and rebuilt to the same content checksum" if command.rebuild else ""
         published = f", files as published in {command.recipe}" if command.recipe else ""
         print(f"{command.dataset_id}: verified{published}{rebuilt}")
+
+
+def _listed(dataset_id: str, root: Path) -> str:
+    """A local id, or the id with the reason ctdkit refuses to open it."""
+    try:
+        check_dataset_metadata(root / dataset_id, dataset_id)
+    except CtdkitError as error:
+        return f"{dataset_id}  (refused: {error})"
+    return dataset_id
 
 
 __all__ = ["Command", "local_problems", "main"]

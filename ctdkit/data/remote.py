@@ -1,63 +1,85 @@
-"""Publish and download datasets through Minari's own remote mechanism, verified by sha256.
+"""Publish and download datasets as a static folder tree, verified by sha256; every byte from a
+remote is untrusted.
 
-Minari reaches remotes through backends registered by URL scheme (``hf://``, ``gcp://``). We
-register one more backend, :class:`StaticRemote`, for a plain directory tree served over
-``http://`` / ``https://`` or reached as ``file://``::
+A remote is a plain directory tree, served over ``http://`` / ``https://`` or reached as
+``file://``::
 
     <remote>/index.json                                datasets (with metadata) and namespaces
     <remote>/<dataset id>/manifest.json                sha256 + size of every file, content checksum
     <remote>/<dataset id>/data/...                     the Minari dataset files
-    <remote>/<namespace>/namespace_metadata.json
+    <remote>/<namespace>/namespace_metadata.json       group records (members, tasks, checksum)
 
 ``publish`` writes such a tree (``file://`` remotes; serve the folder with any static web
-server). ``download`` goes through ``minari.download_dataset``, whose backend call fetches every
-file into a temporary folder, checks sizes and sha256 against the manifest and the content
-checksum of the data, and only then renames the dataset into place: a corrupt, truncated or
-missing file is refused and the local cache is left as it was. A dataset already present and
-verified locally is never downloaded again.
+server). :class:`StaticRemote` is also registered as a Minari remote backend for these schemes.
+
+``download`` treats the remote as hostile. Every name it sends (dataset ids, manifest entries,
+group members, namespaces) is checked like a path before it becomes one, the whole manifest
+before a single data byte is fetched. Files stream into a staging folder in blocks, capped at the
+size the manifest declares, with a per-read timeout (:data:`TIMEOUT_S`) and a deadline for the
+whole download (:data:`DEADLINE_S`); JSON files are capped at a few MiB. Each member is then
+checked by sha256, by :func:`ctdkit.data.trust.check_dataset_metadata` (before Minari reads its
+metadata) and by its content checksum, and only when every member passed do they move into the
+datasets root, followed by the group record. A failure leaves the cache as it was.
+
+Writers hold an OS lock (:func:`ctdkit.files.exclusive_lock`) per dataset, so a second process
+stops with a one-line message. Moves are journaled: a run killed half-way is undone (or, once
+committed, completed) by the next run of the same download or any publish to that remote.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
+import http.client
+import io
 import os
+import re
 import shutil
-import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 
 import minari
-from minari.dataset.minari_dataset import parse_dataset_id
-from minari.namespace import namespace_hierarchy
 from minari.storage import remotes
 from minari.storage.remotes.cloud_storage import CloudStorage
 
 from ctdkit.data.checksum import content_checksum
-from ctdkit.data.ids import parse_group_id
-from ctdkit.data.store import (
-    CTDKIT_METADATA_KEY,
-    datasets_root,
-    minari_root,
-    read_group_metadata,
+from ctdkit.data.ids import parse_group_id, split_version
+from ctdkit.data.store import CTDKIT_METADATA_KEY, datasets_root, minari_root
+from ctdkit.data.trust import (
+    MAX_JSON_BYTES,
+    check_dataset_metadata,
+    is_plain_int,
+    parse_json_object,
+    read_json_object,
 )
+from ctdkit.envs.tasks import ALL_TASKS
 from ctdkit.errors import CtdkitError, unknown
+from ctdkit.files import exclusive_lock, inside, safe_relative_path, write_json_atomic
 
 MANIFEST_FILE = "manifest.json"
 INDEX_FILE = "index.json"
 NAMESPACE_FILE = "namespace_metadata.json"
 SCHEMES = ("http", "https", "file")
-TIMEOUT_S = 10
+#: seconds one read from a remote may wait for data (socket timeout)
+TIMEOUT_S = 30.0
+#: seconds one download (every file of every member) may take in all
+DEADLINE_S = 6 * 3600.0
+BLOCK_BYTES = 1 << 20
+#: work folders (hidden: Minari's listings skip dot-directories): staging, journal, lock files
+DOWNLOAD_DIR = ".ctdkit-download"
+PUBLISH_DIR = ".ctdkit-publish"
+JOURNAL_FILE = "journal.json"
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
+        for block in iter(lambda: f.read(BLOCK_BYTES), b""):
             h.update(block)
     return h.hexdigest()
 
@@ -75,11 +97,39 @@ def build_manifest(dataset_dir: Path, checksum: str) -> dict[str, Any]:
     return {"files": files, "content_checksum": checksum}
 
 
+def check_manifest(manifest: dict[str, Any], what: str) -> dict[str, Any]:
+    """Refuse (one line naming ``what``) a manifest with a file name that is not a relative path
+    inside the dataset folder, a size that is not an integer, or a sha256 that is not hex."""
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise CtdkitError(f"{what} has no 'files' object: refused")
+    for name, entry in files.items():
+        safe_relative_path(name, f"{what}: file name")
+        if name == MANIFEST_FILE:
+            raise CtdkitError(f"{what}: names {MANIFEST_FILE} as a data file: refused")
+        if not isinstance(entry, dict):
+            raise CtdkitError(f"{what}: the entry of {name} is not an object")
+        size = entry.get("size")
+        if not is_plain_int(size) or size < 0:
+            raise CtdkitError(f"{what}: {name} has size {size!r}, not a non-negative integer")
+        if not isinstance(entry.get("sha256"), str) or not _HEX64.match(entry["sha256"]):
+            raise CtdkitError(
+                f"{what}: {name} has sha256 {entry.get('sha256')!r}, not 64 hex digits"
+            )
+        for parent in PurePosixPath(name).parents:
+            if str(parent) in files:
+                raise CtdkitError(f"{what}: {parent} is both a file and a folder")
+    checksum = manifest.get("content_checksum")
+    if not isinstance(checksum, str) or not _HEX64.match(checksum):
+        raise CtdkitError(f"{what}: content_checksum {checksum!r} is not 64 hex digits")
+    return manifest
+
+
 def manifest_problems(dataset_dir: Path, manifest: dict[str, Any]) -> list[str]:
     """What differs between a dataset folder and its manifest (empty: it matches)."""
     problems = []
     for name, expected in manifest["files"].items():
-        path = dataset_dir / name
+        path = inside(dataset_dir, name, f"manifest of {dataset_dir}")
         if not path.is_file():
             problems.append(f"{name} is missing")
         elif path.stat().st_size != expected["size"]:
@@ -89,82 +139,188 @@ def manifest_problems(dataset_dir: Path, manifest: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+def check_group_entry(entry: object, namespace: str, what: str) -> dict[str, Any]:
+    """A group record as ctdkit writes it: members are ids inside ``namespace``, one known task
+    each, and a content checksum."""
+    if not isinstance(entry, dict):
+        raise CtdkitError(f"{what}: the group entry is not an object")
+    members, tasks = entry.get("dataset_ids"), entry.get("tasks")
+    if not isinstance(members, list) or not members or len(set(map(str, members))) != len(members):
+        raise CtdkitError(f"{what}: dataset_ids is not a list of distinct ids")
+    for member in members:
+        split_version(member)
+        if not member.startswith(f"{namespace}/"):
+            raise CtdkitError(f"{what}: member {member!r} is not inside namespace {namespace}")
+    if not isinstance(tasks, list) or len(tasks) != len(members):
+        raise CtdkitError(f"{what}: tasks is not a list with one task per member")
+    for task in tasks:
+        if task not in ALL_TASKS:
+            raise CtdkitError(f"{what}: task {task!r} is not a Meta-World task")
+    if not isinstance(entry.get("content_checksum"), str):
+        raise CtdkitError(f"{what}: content_checksum is not a string")
+    return entry
+
+
+def resolve_root(root: Path | None) -> Path:
+    """The datasets root as an absolute path (Minari's writers break on relative roots)."""
+    return (Path(root) if root is not None else datasets_root()).resolve()
 
 
 class StaticRemote(CloudStorage):
     """A Minari remote backend for a static directory tree (``http(s)://host/path``,
-    ``file:///path``). Reads work for every scheme; writes (publishing) need ``file://``."""
+    ``file:///path``). Reads work for every scheme; writes (publishing) need ``file://``.
+
+    All reads of one instance share one deadline, :data:`DEADLINE_S` from its creation.
+    """
 
     scheme = "file"
 
     def __init__(self, name: str, token: str | None = None):
         self.name = name.rstrip("/")
         self.url = f"{self.scheme}://{self.name}"
+        self.deadline = time.monotonic() + DEADLINE_S
 
     # ----- reading
-    def _read(self, relative: str) -> bytes:
+    @contextlib.contextmanager
+    def _open(self, relative: str) -> Iterator[tuple[BinaryIO, int | None]]:
+        """The remote file ``relative`` as a stream and its declared length (if any)."""
         try:
             if self.scheme == "file":
-                return (Path(self.name) / relative).read_bytes()
-            with urllib.request.urlopen(f"{self.url}/{relative}", timeout=TIMEOUT_S) as reply:
-                return reply.read()
+                with open(Path(self.name) / relative, "rb") as file:
+                    yield file, None
+                return
+            url = f"{self.url}/{relative}"
+            with urllib.request.urlopen(url, timeout=TIMEOUT_S) as reply:
+                length = reply.headers.get("Content-Length")
+                yield reply, int(length) if length and length.isdigit() else None
         except FileNotFoundError as error:
             raise CtdkitError(f"remote {self.url} has no {relative}") from error
         except urllib.error.HTTPError as error:
             raise CtdkitError(
                 f"remote {self.url}: {relative} answered HTTP {error.code}"
             ) from error
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
+        except TimeoutError as error:
+            raise CtdkitError(
+                f"remote {self.url}: {relative} sent nothing for {TIMEOUT_S:g} s: refused"
+            ) from error
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+            reason = getattr(error, "reason", None) or error or type(error).__name__
             raise CtdkitError(f"remote {self.url} does not answer ({reason})") from error
 
-    def _index(self) -> dict[str, Any]:
-        return json.loads(self._read(INDEX_FILE))
+    def _stream(self, relative: str, out: BinaryIO, limit: int, too_long: str) -> str:
+        """Copy ``relative`` into ``out`` in blocks; returns its sha256. Refuses a body longer
+        than ``limit`` at once, one shorter than its Content-Length, and the deadline passing."""
+        h, total = hashlib.sha256(), 0
+        with self._open(relative) as (reply, declared):
+            if declared is not None and declared > limit:
+                raise CtdkitError(f"remote {self.url}: {relative} {too_long} ({declared} bytes)")
+            read = getattr(reply, "read1", reply.read)  # read1: one recv, so the deadline holds
+            while block := read(BLOCK_BYTES):
+                total += len(block)
+                if total > limit:
+                    raise CtdkitError(f"remote {self.url}: {relative} {too_long}")
+                if time.monotonic() > self.deadline:
+                    raise CtdkitError(
+                        f"remote {self.url}: download did not finish within {DEADLINE_S:g} s "
+                        f"(at {relative}): refused"
+                    )
+                h.update(block)
+                out.write(block)
+        if declared is not None and total < declared:
+            raise CtdkitError(
+                f"remote {self.url}: {relative} ended after {total} of its {declared} bytes "
+                "(connection closed early): refused"
+            )
+        return h.hexdigest()
+
+    def _read_json(self, relative: str) -> dict[str, Any]:
+        buffer = io.BytesIO()
+        self._stream(relative, buffer, MAX_JSON_BYTES, f"is larger than {MAX_JSON_BYTES} bytes")
+        return parse_json_object(buffer.getvalue(), f"remote {self.url}: {relative}")
+
+    def index(self) -> dict[str, Any]:
+        """``index.json``, with every dataset id and namespace checked like a path."""
+        index = self._read_json(INDEX_FILE)
+        what = f"remote {self.url}: {INDEX_FILE}"
+        datasets, namespaces = index.get("datasets", {}), index.get("namespaces", [])
+        if not isinstance(datasets, dict) or not isinstance(namespaces, list):
+            raise CtdkitError(f"{what}: datasets is not an object or namespaces not a list")
+        for dataset_id, record in datasets.items():
+            split_version(dataset_id)
+            if not isinstance(record, dict) or not isinstance(record.get("metadata"), dict):
+                raise CtdkitError(f"{what}: the entry of {dataset_id} has no metadata object")
+        for namespace in namespaces:
+            safe_relative_path(namespace, f"{what}: namespace")
+        return {"datasets": datasets, "namespaces": namespaces}
+
+    def manifest(self, dataset_id: str) -> dict[str, Any]:
+        split_version(dataset_id)
+        relative = f"{dataset_id}/{MANIFEST_FILE}"
+        return check_manifest(self._read_json(relative), f"remote {self.url}: {relative}")
+
+    def namespace_metadata(self, namespace: str) -> dict[str, Any]:
+        safe_relative_path(namespace, f"remote {self.url}: namespace")
+        relative = f"{namespace}/{NAMESPACE_FILE}"
+        metadata = self._read_json(relative)
+        if not isinstance(metadata.get("groups", {}), dict):
+            raise CtdkitError(f"remote {self.url}: {relative}: groups is not an object")
+        return metadata
 
     def list_datasets(self, prefix: str | None = None) -> Iterable[str]:
-        return [i for i in self._index()["datasets"] if prefix is None or i.startswith(prefix)]
+        return [i for i in self.index()["datasets"] if prefix is None or i.startswith(prefix)]
 
     def get_dataset_metadata(self, dataset_id: str) -> dict:
-        return self._index()["datasets"][dataset_id]["metadata"]
+        return self.index()["datasets"][dataset_id]["metadata"]
 
     def list_namespaces(self) -> Iterable[str]:
-        return self._index()["namespaces"]
+        return self.index()["namespaces"]
 
     def download_namespace_metadata(self, namespace: str, path: Path) -> None:
-        target = Path(path) / namespace / NAMESPACE_FILE
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(self._read(f"{namespace}/{NAMESPACE_FILE}"))
+        target = inside(Path(path), namespace, "namespace") / NAMESPACE_FILE
+        write_json_atomic(target, self.namespace_metadata(namespace))
+
+    def fetch_dataset(self, dataset_id: str, staging_root: Path) -> None:
+        """Fetch ``dataset_id`` into ``staging_root/<id>`` and verify it: the whole manifest,
+        then each file's size and sha256 while it streams, then the metadata (trust check), then
+        Minari's reading of it and its content checksum. The caller deletes the staging root."""
+        manifest = self.manifest(dataset_id)
+        staged = inside(staging_root, dataset_id, "dataset id")
+        for name, expected in manifest["files"].items():
+            path = staged / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "xb") as out:
+                digest = self._stream(
+                    f"{dataset_id}/{name}",
+                    out,
+                    expected["size"],
+                    f"has more bytes than its manifest declares ({expected['size']})",
+                )
+            size = path.stat().st_size
+            if size != expected["size"]:
+                raise CtdkitError(
+                    f"download of {dataset_id} refused: {name} has {size} bytes, "
+                    f"expected {expected['size']} (truncated?)"
+                )
+            if digest != expected["sha256"]:
+                raise CtdkitError(f"download of {dataset_id} refused: {name} fails its sha256")
+        write_json_atomic(staged / MANIFEST_FILE, manifest)
+        check_dataset_metadata(staged, dataset_id)
+        with minari_root(staging_root):
+            try:
+                dataset = minari.load_dataset(dataset_id)
+                checksum = content_checksum(dataset)
+            except Exception as error:  # damaged files raise many types
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                raise CtdkitError(
+                    f"download of {dataset_id} refused: unreadable ({reason})"
+                ) from error
+        stored = dataset.storage.metadata.get(CTDKIT_METADATA_KEY, {}).get("content_checksum")
+        if not checksum == manifest["content_checksum"] == stored:
+            raise CtdkitError(f"download of {dataset_id} refused: content checksum differs")
 
     def download_dataset(self, dataset_id: str, path: Path) -> None:
-        """Fetch into a temporary folder, verify every file and the content checksum, then
-        rename into ``path``; on any failure nothing is left behind."""
-        manifest = json.loads(self._read(f"{dataset_id}/{MANIFEST_FILE}"))
-        with tempfile.TemporaryDirectory(dir=path, prefix=".ctdkit-download-") as tmp:
-            staged = Path(tmp) / dataset_id
-            for name, expected in manifest["files"].items():
-                data = self._read(f"{dataset_id}/{name}")
-                if len(data) != expected["size"]:
-                    raise CtdkitError(
-                        f"download of {dataset_id} refused: {name} has {len(data)} bytes, "
-                        f"expected {expected['size']} (truncated?)"
-                    )
-                if hashlib.sha256(data).hexdigest() != expected["sha256"]:
-                    raise CtdkitError(f"download of {dataset_id} refused: {name} fails its sha256")
-                (staged / name).parent.mkdir(parents=True, exist_ok=True)
-                (staged / name).write_bytes(data)
-            _write_json_atomic(staged / MANIFEST_FILE, manifest)
-            with minari_root(Path(tmp)):
-                checksum = content_checksum(minari.load_dataset(dataset_id))
-            if checksum != manifest["content_checksum"]:
-                raise CtdkitError(f"download of {dataset_id} refused: content checksum differs")
-            target = Path(path) / dataset_id
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged, target)
+        """Minari's backend call: fetch and verify in staging, then rename into ``path``."""
+        download(dataset_id, self.url, Path(path))
 
     # ----- writing (file:// only)
     def _root(self) -> Path:
@@ -172,46 +328,13 @@ class StaticRemote(CloudStorage):
             raise CtdkitError(
                 f"cannot publish to {self.url}: publish to a folder (file:///path) and serve it"
             )
-        return Path(self.name)
-
-    def _update_index(self, dataset_id: str | None = None, namespace: str | None = None) -> None:
-        root = self._root()
-        index_path = root / INDEX_FILE
-        index = json.loads(index_path.read_text()) if index_path.exists() else {}
-        index.setdefault("datasets", {})
-        index.setdefault("namespaces", [])
-        if dataset_id is not None:
-            metadata_path = root / dataset_id / "data" / "metadata.json"
-            index["datasets"][dataset_id] = {"metadata": json.loads(metadata_path.read_text())}
-        if namespace is not None and namespace not in index["namespaces"]:
-            index["namespaces"] = sorted([*index["namespaces"], namespace])
-        _write_json_atomic(index_path, index)
+        return Path(self.name).resolve()
 
     def upload_dataset(self, dataset_id: str) -> None:
-        source = datasets_root() / dataset_id
-        target = self._root() / dataset_id
-        dataset = minari.load_dataset(dataset_id)
-        checksum = dataset.storage.metadata.get(CTDKIT_METADATA_KEY, {}).get("content_checksum")
-        if checksum != content_checksum(dataset):
-            raise CtdkitError(
-                f"local dataset {dataset_id} fails its content checksum: not published"
-            )
-        with tempfile.TemporaryDirectory(dir=self._root(), prefix=".ctdkit-publish-") as tmp:
-            staged = Path(tmp) / "dataset"
-            shutil.copytree(source, staged, ignore=shutil.ignore_patterns(MANIFEST_FILE))
-            _write_json_atomic(staged / MANIFEST_FILE, build_manifest(staged, checksum))
-            if target.exists():
-                shutil.rmtree(target)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged, target)
-        self._update_index(dataset_id=dataset_id)
+        publish(dataset_id, self.url, datasets_root())
 
     def upload_namespace(self, namespace: str) -> None:
-        source = datasets_root() / namespace / NAMESPACE_FILE
-        target = self._root() / namespace / NAMESPACE_FILE
-        metadata = json.loads(source.read_text()) if source.exists() else {}
-        _write_json_atomic(target, metadata)
-        self._update_index(namespace=namespace)
+        """Minari's backend call; ``publish`` writes namespace records with the datasets."""
 
 
 def _backend(scheme: str) -> type[StaticRemote]:
@@ -232,34 +355,171 @@ def open_remote(url: str) -> StaticRemote:
     return _backend(scheme)(name)
 
 
+# ----- locks and journaled moves (shared by download and publish)
 @contextlib.contextmanager
-def _minari_remote(url: str) -> Iterator[None]:
-    register_remotes()
-    previous = os.environ.get("MINARI_REMOTE")
-    os.environ["MINARI_REMOTE"] = url
+def _locked(work: Path, names: Iterable[str], where: str) -> Iterator[None]:
+    """Hold :func:`exclusive_lock` on ``work/<name>.lock`` for every name; the lock files are
+    removed again before the locks are released, so a finished run leaves nothing behind."""
+    held: list[Path] = []
+    with contextlib.ExitStack() as stack:
+        for name in sorted(set(names)):
+            path = work / f"{name}.lock"
+            for _attempt in range(3):
+                # FileNotFoundError: a finishing holder removed the file or its folder meanwhile
+                with contextlib.ExitStack() as trial, contextlib.suppress(FileNotFoundError):
+                    trial.enter_context(exclusive_lock(path, f"{name} in {where}"))
+                    if path.read_text() == str(os.getpid()):  # still the file at that path
+                        stack.enter_context(trial.pop_all())
+                        held.append(path)
+                        break
+            else:
+                raise CtdkitError(f"another ctdkit process is writing {name} in {where}: retry")
+        try:
+            yield
+        finally:
+            for path in held:
+                path.unlink(missing_ok=True)
+                _prune_empty(path.parent, work)
+
+
+def _prune_empty(folder: Path, stop: Path, keep_stop: bool = False) -> None:
+    """Remove ``folder`` and its parents up to ``stop`` while they are empty."""
+    for path in [folder, *folder.parents]:
+        if not path.is_relative_to(stop) or (keep_stop and path == stop):
+            return
+        try:
+            path.rmdir()
+        except OSError:  # not empty (another run's files), or already gone
+            return
+
+
+def _apply_record(root: Path, ops: list[dict[str, Any]]) -> None:
+    """Merge JSON records into files under ``root``: ``update`` merges objects (groups,
+    datasets), ``add`` unions lists (namespaces); a missing file starts from ``base``.
+    Idempotent, so a killed run's record can be written again."""
+    for op in ops:
+        path = inside(root, op["path"], "record")
+        data = read_json_object(path, str(path)) if path.exists() else dict(op["base"])
+        for key, value in op.get("update", {}).items():
+            if not isinstance(data.get(key, {}), dict):
+                raise CtdkitError(f"{path}: {key} is not an object; fix or delete the file")
+            data[key] = {**data.get(key, {}), **value}
+        for key, names in op.get("add", {}).items():
+            if not isinstance(data.get(key, []), list):
+                raise CtdkitError(f"{path}: {key} is not a list; fix or delete the file")
+            data[key] = sorted({*data.get(key, []), *names})
+        write_json_atomic(path, data)
+
+
+def _move(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
+
+
+def _commit(staging: Path, root: Path, members: list[str], record: list[dict[str, Any]]) -> None:
+    """Move ``staging/new/<member>`` into ``root/<member>`` for every member, each old copy aside
+    first (``staging/old``), then write the record; the old copies go last.
+
+    Until the journal says committed, a failure (or, on the next run, a kill) is undone by
+    :func:`_undo`; after it, :func:`_recover` completes the record instead.
+    """
+    journal = {"members": members, "record": record, "committed": False}
+    write_json_atomic(staging / JOURNAL_FILE, journal)
     try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("MINARI_REMOTE", None)
+        for member in members:
+            if (root / member).exists():
+                _move(root / member, staging / "old" / member)
+            _move(staging / "new" / member, root / member)
+        write_json_atomic(staging / JOURNAL_FILE, {**journal, "committed": True})
+    except BaseException:
+        _undo(staging, root, members)
+        raise
+    _finish(staging, root, record)
+
+
+def _undo(staging: Path, root: Path, members: list[str]) -> None:
+    """Undo the moves of an uncommitted :func:`_commit`; each step is a rename whose state says
+    whether it is still to do, so an undo killed half-way can run again."""
+    for member in members:
+        new, old, target = staging / "new" / member, staging / "old" / member, root / member
+        if not new.exists() and target.exists():
+            _move(target, new)
+        if old.exists():
+            _move(old, target)
+        _prune_empty(target.parent, root, keep_stop=True)
+    (staging / JOURNAL_FILE).unlink(missing_ok=True)
+
+
+def _finish(staging: Path, root: Path, record: list[dict[str, Any]]) -> None:
+    _apply_record(root, record)
+    (staging / JOURNAL_FILE).unlink()
+    shutil.rmtree(staging / "old", ignore_errors=True)
+
+
+def _recover(staging: Path, root: Path) -> None:
+    """Clean up a killed run's staging folder: undo its moves, or complete a committed one."""
+    journal_path = staging / JOURNAL_FILE
+    if journal_path.exists():
+        journal = read_json_object(journal_path, str(journal_path))
+        if journal.get("committed"):
+            _finish(staging, root, journal["record"])
         else:
-            os.environ["MINARI_REMOTE"] = previous
+            _undo(staging, root, journal["members"])
+    shutil.rmtree(staging, ignore_errors=True)
 
 
-def _members(dataset_id: str, root: Path, group_entry: dict | None) -> list[str]:
-    return list(group_entry["dataset_ids"]) if group_entry else [dataset_id]
+@contextlib.contextmanager
+def _staging(work: Path, dataset_id: str, root: Path) -> Iterator[Path]:
+    """A fresh staging folder for ``dataset_id`` (a killed run's leftover recovered first); it
+    is gone again when the block ends, however it ends."""
+    staging = work / f"{dataset_id}.part"
+    _recover(staging, root)
+    (staging / "new").mkdir(parents=True)
+    try:
+        yield staging
+    finally:
+        if not (staging / JOURNAL_FILE).exists():  # a journal left means: recover next time
+            shutil.rmtree(staging, ignore_errors=True)
+            _prune_empty(staging.parent, work)
+
+
+# ----- local datasets
+def _members(dataset_id: str, entry: dict | None) -> list[str]:
+    return list(entry["dataset_ids"]) if entry else [dataset_id]
+
+
+def _group_entry(dataset_id: str, root: Path) -> dict | None:
+    """The local record of group ``dataset_id`` (None: a single dataset, or not here)."""
+    split_version(dataset_id)
+    if (root / dataset_id / "data").is_dir():
+        return None
+    group = parse_group_id(dataset_id)
+    path = inside(root, group.namespace, "namespace") / NAMESPACE_FILE
+    if not path.exists():
+        return None
+    what = f"local {group.namespace}/{NAMESPACE_FILE}"
+    groups = read_json_object(path, what).get("groups", {})
+    entry = groups.get(f"v{group.version}") if isinstance(groups, dict) else None
+    return None if entry is None else check_group_entry(entry, group.namespace, what)
 
 
 def local_problems(dataset_id: str, root: Path) -> list[str]:
-    """Problems of one local dataset: missing, manifest mismatch, or content checksum mismatch."""
-    folder = root / dataset_id
+    """Problems of one local dataset: missing, metadata that names foreign code, manifest
+    mismatch, or content checksum mismatch."""
+    root = resolve_root(root)
+    folder = inside(root, dataset_id, "dataset id")
     if not (folder / "data").is_dir():
         return [f"{dataset_id} is not in {root}"]
-    manifest_path = folder / MANIFEST_FILE
-    if manifest_path.exists():
-        problems = manifest_problems(folder, json.loads(manifest_path.read_text()))
-        if problems:
-            return [f"{dataset_id}: {p}" for p in problems]
+    try:
+        check_dataset_metadata(folder, dataset_id)
+        if (folder / MANIFEST_FILE).exists():
+            what = f"local {dataset_id}/{MANIFEST_FILE}"
+            manifest = check_manifest(read_json_object(folder / MANIFEST_FILE, what), what)
+            problems = manifest_problems(folder, manifest)
+            if problems:
+                return [f"{dataset_id}: {p}" for p in problems]
+    except CtdkitError as error:
+        return [str(error)]
     with minari_root(root):
         try:
             dataset = minari.load_dataset(dataset_id)
@@ -270,85 +530,172 @@ def local_problems(dataset_id: str, root: Path) -> list[str]:
     return [] if actual == expected else [f"{dataset_id}: content checksum differs"]
 
 
-def publish(dataset_id: str, remote: str, root: Path | None = None) -> list[str]:
-    """Publish a dataset or group (and its namespace metadata) to a ``file://`` remote."""
-    root = Path(root) if root is not None else datasets_root()
-    storage = open_remote(remote)
-    storage._root().mkdir(parents=True, exist_ok=True)
-    entry = _group_entry(dataset_id, root)
-    members = _members(dataset_id, root, entry)
-    with minari_root(root), _minari_remote(remote):
-        for member in members:
-            if not (root / member / "data").is_dir():
-                raise CtdkitError(f"dataset {member} is not in {root}")
-            storage.upload_dataset(member)
-            namespace = parse_dataset_id(member)[0]
-            for name in namespace_hierarchy(namespace) if namespace else ():
-                storage.upload_namespace(name)  # Minari fetches every level on download
+def trusted_members(dataset_id: str, root: Path | None = None) -> list[str]:
+    """The members of a local dataset or group, each checked by
+    :func:`~ctdkit.data.trust.check_dataset_metadata` (call before Minari opens them)."""
+    root = resolve_root(root)
+    members = _members(dataset_id, _group_entry(dataset_id, root))
+    for member in members:
+        folder = inside(root, member, "dataset id")
+        if (folder / "data").is_dir():
+            check_dataset_metadata(folder, member)
     return members
 
 
-def _group_entry(dataset_id: str, root: Path) -> dict | None:
-    if (root / dataset_id / "data").is_dir():
-        return None
-    group = parse_group_id(dataset_id)
-    return read_group_metadata(root, group.namespace, group.version)
+# ----- publish
+def _refuse_symlinks(folder: Path, dataset_id: str) -> None:
+    for path in [folder, *sorted(folder.rglob("*"))]:
+        if path.is_symlink():
+            raise CtdkitError(
+                f"publish of {dataset_id} refused: {path} is a symbolic link (copy the file "
+                "into the dataset folder instead)"
+            )
 
 
+def _namespace_ops(root: Path, namespaces: list[str], group: tuple[str, str, dict] | None) -> list:
+    """Record ops for the namespace records on a remote: each starts from the local record
+    without its groups; a group adds its own entry, never another version's."""
+    ops = []
+    for namespace in namespaces:
+        local = inside(root, namespace, "namespace") / NAMESPACE_FILE
+        what = f"local {namespace}/{NAMESPACE_FILE}"
+        base = read_json_object(local, what) if local.exists() else {}
+        base.pop("groups", None)
+        op: dict[str, Any] = {"path": f"{namespace}/{NAMESPACE_FILE}", "base": base}
+        if group is not None and group[0] == namespace:
+            op["update"] = {"groups": {group[1]: group[2]}}
+        ops.append(op)
+    return ops
+
+
+def publish(dataset_id: str, remote: str, root: Path | None = None) -> list[str]:
+    """Publish a dataset or group (and its namespace records) to a ``file://`` remote, all or
+    nothing: members are staged and checked, swapped in (old copy aside, new copy in, old copy
+    deleted last), then the namespace records and last the index."""
+    root = resolve_root(root)
+    storage = open_remote(remote)
+    remote_root = storage._root()
+    entry = _group_entry(dataset_id, root)
+    members = _members(dataset_id, entry)
+    for member in members:
+        if not (inside(root, member, "dataset id") / "data").is_dir():
+            raise CtdkitError(f"dataset {member} is not in {root}")
+        _refuse_symlinks(root / member, member)
+    group = None
+    if entry is not None:
+        parsed = parse_group_id(dataset_id)
+        group = (parsed.namespace, f"v{parsed.version}", entry)
+    namespaces = sorted({str(p) for m in members for p in PurePosixPath(m).parents} - {"."})
+    work = remote_root / PUBLISH_DIR
+    with _locked(work, [INDEX_FILE], remote), _staging(work, dataset_id, remote_root) as staging:
+        published = {m: {"metadata": _stage_for_publish(root, m, staging / "new")} for m in members}
+        index_op = {
+            "path": INDEX_FILE,
+            "base": {"datasets": {}, "namespaces": []},
+            "update": {"datasets": published},
+            "add": {"namespaces": namespaces},
+        }
+        _commit(staging, remote_root, members, [*_namespace_ops(root, namespaces, group), index_op])
+    return members
+
+
+def _stage_for_publish(root: Path, member: str, staging_root: Path) -> dict[str, Any]:
+    """Copy one checked member into staging with its manifest; returns its metadata."""
+    source = root / member
+    check_dataset_metadata(source, member)
+    with minari_root(root):
+        dataset = minari.load_dataset(member)
+        checksum = dataset.storage.metadata.get(CTDKIT_METADATA_KEY, {}).get("content_checksum")
+        if checksum != content_checksum(dataset):
+            raise CtdkitError(f"local dataset {member} fails its content checksum: not published")
+    staged = staging_root / member
+    shutil.copytree(source, staged, symlinks=True, ignore=shutil.ignore_patterns(MANIFEST_FILE))
+    _refuse_symlinks(staged, member)  # one that appeared while copying
+    write_json_atomic(staged / MANIFEST_FILE, build_manifest(staged, checksum))
+    return read_json_object(staged / "data" / "metadata.json", f"{member} metadata")
+
+
+# ----- download
 def download(dataset_id: str, remote: str, root: Path | None = None) -> dict[str, str]:
     """Fetch a dataset or group unless it is already here and verified; returns, per dataset,
-    ``"downloaded"`` or ``"cached"``."""
-    root = Path(root) if root is not None else datasets_root()
-    root.mkdir(parents=True, exist_ok=True)
+    ``"downloaded"`` or ``"cached"``. All or nothing (see the module docstring)."""
+    root = resolve_root(root)
     storage = open_remote(remote)
-    status: dict[str, str] = {}
     entry = _group_entry(dataset_id, root)
+    group_metadata = None
     if entry is None and not (root / dataset_id / "data").is_dir():
-        entry = _remote_group_entry(storage, dataset_id)
-    members = _members(dataset_id, root, entry)
-    with minari_root(root), _minari_remote(remote):
+        entry, group_metadata = _remote_group(storage, dataset_id)
+    members = _members(dataset_id, entry)
+    locks = [dataset_id, *members]
+    if group_metadata is not None:
+        locks.append(f"{parse_group_id(dataset_id).namespace}/{NAMESPACE_FILE}")
+    status: dict[str, str] = {}
+    root.mkdir(parents=True, exist_ok=True)
+    work = root / DOWNLOAD_DIR
+    with _locked(work, locks, str(root)), _staging(work, dataset_id, root) as staging:
         for member in members:
             if (root / member / "data").is_dir() and not local_problems(member, root):
                 status[member] = "cached"
-                continue
-            if (root / member).exists():
+            elif (root / member).exists():
                 raise CtdkitError(
                     f"local {member} fails verification: run `python -m ctdkit.datasets verify "
                     f"{member}` and delete it before downloading again"
                 )
-            with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-                minari.download_dataset(member)  # (Minari prints its own progress lines)
-            if not (root / member / "data").is_dir():
-                raise CtdkitError(f"download of {member} did not complete")
-            status[member] = "downloaded"
-        group_known = _group_entry(dataset_id, root) is not None
-        if entry is not None and ("downloaded" in status.values() or not group_known):
-            namespace = parse_group_id(dataset_id).namespace
-            storage.download_namespace_metadata(namespace, root)
+            else:
+                storage.fetch_dataset(member, staging / "new")
+                status[member] = "downloaded"
+        fetched = [m for m, s in status.items() if s == "downloaded"]
+        record = [] if group_metadata is None else _group_record(dataset_id, entry, group_metadata)
+        try:
+            _commit(staging, root, fetched, record)
+        except OSError as error:
+            raise CtdkitError(
+                f"download of {dataset_id} failed while moving it into {root} ({error}); "
+                "nothing was kept"
+            ) from error
     return status
 
 
-def _remote_group_entry(storage: StaticRemote, dataset_id: str) -> dict | None:
-    """The remote's record of group ``dataset_id`` (None: it is a single published dataset)."""
-    available = list(storage.list_datasets())
-    if dataset_id in available:
-        return None
+def _group_record(dataset_id: str, entry: dict, metadata: dict) -> list[dict[str, Any]]:
+    """The local namespace record of a downloaded group: the remote's description, and of its
+    groups only this version, merged into any local record (other versions stay)."""
+    group = parse_group_id(dataset_id)
+    base = {k: v for k, v in metadata.items() if k != "groups"}
+    parents = [str(p) for p in PurePosixPath(group.namespace).parents if str(p) != "."]
+    return [
+        *({"path": f"{p}/{NAMESPACE_FILE}", "base": {}} for p in sorted(parents)),
+        {
+            "path": f"{group.namespace}/{NAMESPACE_FILE}",
+            "base": base,
+            "update": {"groups": {f"v{group.version}": entry}},
+        },
+    ]
+
+
+def _remote_group(storage: StaticRemote, dataset_id: str) -> tuple[dict | None, dict | None]:
+    """The remote's record of group ``dataset_id`` and its namespace metadata (None, None: it is
+    a single published dataset)."""
+    split_version(dataset_id)
+    index = storage.index()
+    available = sorted(index["datasets"])
+    if dataset_id in index["datasets"]:
+        return None, None
     group = parse_group_id(dataset_id)  # a group: its members are known from the namespace
-    if group.namespace not in storage.list_namespaces():
-        raise unknown("dataset id", dataset_id, sorted(available))
-    staged = json.loads(storage._read(f"{group.namespace}/{NAMESPACE_FILE}"))
-    entry = staged.get("groups", {}).get(f"v{group.version}")
+    if group.namespace not in index["namespaces"]:
+        raise unknown("dataset id", dataset_id, available)
+    metadata = storage.namespace_metadata(group.namespace)
+    entry = metadata.get("groups", {}).get(f"v{group.version}")
     if entry is None:
-        raise unknown("dataset id", dataset_id, sorted(available))
-    return entry
+        raise unknown("dataset id", dataset_id, available)
+    what = f"remote {storage.url}: {group.namespace}/{NAMESPACE_FILE}"
+    return check_group_entry(entry, group.namespace, what), metadata
 
 
 def published_manifests(dataset_id: str, remote: str) -> dict[str, dict[str, Any]]:
     """Each published member's manifest, as the remote serves it (what ``download`` checks)."""
     storage = open_remote(remote)
-    entry = _remote_group_entry(storage, dataset_id)
-    members = list(entry["dataset_ids"]) if entry else [dataset_id]
-    return {m: json.loads(storage._read(f"{m}/{MANIFEST_FILE}")) for m in members}
+    entry, _ = _remote_group(storage, dataset_id)
+    return {m: storage.manifest(m) for m in _members(dataset_id, entry)}
 
 
 def verify(
@@ -359,11 +706,11 @@ def verify(
     """Problems of a local dataset or group against its manifest and content checksum, and,
     given ``expected`` (per member: a recipe's recorded manifest), against those files too:
     a local copy must be the very files that were published, not just self-consistent."""
-    root = Path(root) if root is not None else datasets_root()
+    root = resolve_root(root)
     entry = _group_entry(dataset_id, root)
     if entry is None and not (root / dataset_id / "data").is_dir():
-        raise unknown("dataset id", dataset_id, sorted(_local_ids(root)))
-    members = _members(dataset_id, root, entry)
+        raise unknown("dataset id", dataset_id, sorted(local_ids(root)))
+    members = _members(dataset_id, entry)
     problems = [p for member in members for p in local_problems(member, root)]
     if expected is None or problems:
         return problems
@@ -379,6 +726,7 @@ def verify(
     return problems
 
 
-def _local_ids(root: Path) -> list[str]:
+def local_ids(root: Path) -> list[str]:
+    """The ids of the datasets under ``root`` (Minari reads only their metadata.json)."""
     with minari_root(root):
-        return list(minari.list_local_datasets())
+        return sorted(minari.list_local_datasets())

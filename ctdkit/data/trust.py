@@ -78,7 +78,8 @@ def read_json_object(path: Path, what: str) -> dict[str, Any]:
     return parse_json_object(data, what)
 
 
-def _is_int(value: object) -> bool:
+def is_plain_int(value: object) -> bool:
+    """An int that is not a bool (JSON ``true`` is not a size or a seed)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -90,7 +91,7 @@ def _check_kwargs(kwargs: object, bad) -> str:
         raise bad(f"unknown env kwarg {unknown[0]!r}")
     for key, kind in ENV_KWARGS.items():
         value = kwargs.get(key, kind())
-        if not (_is_int(value) if kind is int else type(value) is kind):
+        if not (is_plain_int(value) if kind is int else type(value) is kind):
             raise bad(f"env kwarg {key} is not a {kind.__name__}")
     task = kwargs.get("task")
     if task not in ALL_TASKS:
@@ -140,10 +141,10 @@ def check_env_spec(spec_json: object, bad) -> None:
     if spec.get("id") != env_id(task):
         raise bad(f"env id {spec.get('id')!r} is not {env_id(task)}")
     steps = spec.get("max_episode_steps")
-    if steps is not None and not (_is_int(steps) and 1 <= steps <= MAX_EPISODE_STEPS):
+    if steps is not None and not (is_plain_int(steps) and 1 <= steps <= MAX_EPISODE_STEPS):
         raise bad(f"max_episode_steps {steps!r} is not an int in 1..{MAX_EPISODE_STEPS}")
     threshold = spec.get("reward_threshold")
-    if threshold is not None and not (_is_int(threshold) or isinstance(threshold, float)):
+    if threshold is not None and not (is_plain_int(threshold) or isinstance(threshold, float)):
         raise bad("reward_threshold is not a number")
     for key in _BOOL_SPEC_KEYS:
         if key in spec and type(spec[key]) is not bool:
