@@ -34,6 +34,9 @@ from ctdkit.data.store import CTDKIT_METADATA_KEY
 from ctdkit.data.trust import check_dataset_metadata
 from ctdkit.errors import CtdkitError
 
+DatasetId = Annotated[tyro.conf.Positional[str], tyro.conf.arg(metavar="DATASET_ID")]
+RemoteUrl = Annotated[tyro.conf.Positional[str], tyro.conf.arg(metavar="REMOTE")]
+
 
 @dataclass
 class List:
@@ -50,7 +53,7 @@ class List:
 class Show:
     """Show a local dataset's or group's metadata and checksum."""
 
-    dataset_id: tyro.conf.Positional[str]
+    dataset_id: DatasetId
     """Dataset id (ctdkit/mt10-scripted/reach-v0) or group id (ctdkit/mt10-scripted-v0)."""
     root: Path | None = None
     """Datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets); a relative path is
@@ -61,9 +64,9 @@ class Show:
 class Publish:
     """Publish a local dataset or group (with sha256 manifests) to a file:// remote."""
 
-    dataset_id: tyro.conf.Positional[str]
+    dataset_id: DatasetId
     """Dataset id (ctdkit/mt10-scripted/reach-v0) or group id (ctdkit/mt10-scripted-v0)."""
-    remote: tyro.conf.Positional[str]
+    remote: RemoteUrl
     """Remote folder as file:///path (serve it with any static web server)."""
     root: Path | None = None
     """Datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets); a relative path is
@@ -74,9 +77,9 @@ class Publish:
 class Download:
     """Download a dataset or group (verified; skipped when present and verified locally)."""
 
-    dataset_id: tyro.conf.Positional[str]
+    dataset_id: DatasetId
     """Dataset id (ctdkit/mt10-scripted/reach-v0) or group id (ctdkit/mt10-scripted-v0)."""
-    remote: tyro.conf.Positional[str]
+    remote: RemoteUrl
     """Remote URL: file:///path (a folder), http://host/path or https://host/path."""
     root: Path | None = None
     """Datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets); a relative path is
@@ -87,7 +90,7 @@ class Download:
 class Verify:
     """Check local files against their manifest and the data against the content checksum."""
 
-    dataset_id: tyro.conf.Positional[str]
+    dataset_id: DatasetId
     """Dataset id (ctdkit/mt10-scripted/reach-v0) or group id (ctdkit/mt10-scripted-v0)."""
     root: Path | None = None
     """Datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets); a relative path is
@@ -103,9 +106,9 @@ class Verify:
 class Manifest:
     """Print a published dataset's sha256 manifest as TOML, or write it into its recipe."""
 
-    dataset_id: tyro.conf.Positional[str]
+    dataset_id: DatasetId
     """Dataset id (ctdkit/mt10-scripted/reach-v0) or group id (ctdkit/mt10-scripted-v0)."""
-    remote: tyro.conf.Positional[str]
+    remote: RemoteUrl
     """Remote URL: file:///path (a folder), http://host/path or https://host/path."""
     recipe: Path | None = None
     """Recipe (datasets/*.toml) whose manifest section to replace, instead of printing."""
@@ -141,6 +144,8 @@ def main(command: List | Show | Publish | Download | Verify | Manifest) -> None:
         trusted_members(command.dataset_id, root)  # before Minari reads any metadata
         try:
             group = load_datasets(command.dataset_id, root)
+            for _, dataset in group:
+                dataset[0]  # read one episode: damaged data files fail here, in one line
         except CtdkitError:
             raise
         except Exception as error:  # a damaged dataset fails in many ways

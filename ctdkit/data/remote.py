@@ -595,7 +595,14 @@ def publish(dataset_id: str, remote: str, root: Path | None = None) -> list[str]
             "update": {"datasets": published},
             "add": {"namespaces": namespaces},
         }
-        _commit(staging, remote_root, members, [*_namespace_ops(root, namespaces, group), index_op])
+        record = [*_namespace_ops(root, namespaces, group), index_op]
+        try:
+            _commit(staging, remote_root, members, record)
+        except OSError as error:
+            raise CtdkitError(
+                f"publish of {dataset_id} failed while moving it into {remote_root} ({error}); "
+                "the remote is as it was"
+            ) from error
     return members
 
 
