@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ctdkit.bench.suites import SUITES
+from ctdkit.data.trust import read_json_object
 from ctdkit.errors import CtdkitError
 
 
@@ -238,10 +238,7 @@ def load_throughput(paths: Iterable[Path]) -> dict[str, list[dict[str, Any]]]:
     ``benchmarks/learner_speed.py``), told apart by their fields."""
     found: dict[str, list[dict[str, Any]]] = {"encoder": [], "learner": []}
     for path in paths:
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as error:
-            raise CtdkitError(f"cannot read throughput file {path}: {error}") from error
+        data = read_json_object(Path(path), f"throughput file {path}")  # size-capped
         if "windows_per_second" in data:
             found["encoder"].append({**data, "path": str(path)})
         elif "updates_per_s" in data:

@@ -95,6 +95,12 @@ def run_evaluation(config: EvaluateConfig) -> dict:
         raise CtdkitError(f"--episodes must be > 0, got {config.episodes}")
     if not config.seeds:
         raise CtdkitError("--seeds is empty: give at least one evaluation seed, e.g. --seeds 100")
+    if config.checkpoint is not None and not config.checkpoint.is_file():
+        problem = "is a directory" if config.checkpoint.is_dir() else "does not exist"
+        raise CtdkitError(
+            f"--checkpoint {config.checkpoint} {problem}: pass the weights file "
+            "(`expert.pt` of ctdkit.train_expert, `collective.pt` of ctdkit.train_collective)"
+        )
     config.out.mkdir(parents=True, exist_ok=True)
     results: list[EvalResult] = []
     with progress_bar(f"evaluate {config.agent}", len(config.seeds), config.progress) as advance:
