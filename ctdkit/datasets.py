@@ -197,4 +197,12 @@ __all__ = ["Command", "local_problems", "main"]
 if __name__ == "__main__":
     from ctdkit.cli import run_cli
 
-    sys.exit(run_cli(Command, main, description=__doc__))
+    sys.exit(
+        run_cli(
+            Command,
+            main,
+            description=__doc__,
+            prog="python -m ctdkit.datasets",
+            interrupt_hint="rerun the same command: nothing half-written was kept",
+        )
+    )

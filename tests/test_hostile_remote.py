@@ -341,6 +341,7 @@ def _edit_json(store: Path, relative: str, edit) -> None:
     [
         ("index.json", lambda j: "{not json", "index.json is not valid JSON"),
         ("index.json", lambda j: "[]", "index.json is not a JSON object"),
+        ("index.json", lambda j: " " * (MAX_JSON_BYTES + 1), "index.json is larger than"),
         (
             "index.json",
             lambda j: json.dumps({**j, "datasets": {"../../evil-v0": {"metadata": {}}}}),

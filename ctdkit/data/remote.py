@@ -225,7 +225,12 @@ class StaticRemote(CloudStorage):
                         f"(at {relative}): refused"
                     )
                 h.update(block)
-                out.write(block)
+                try:
+                    out.write(block)
+                except OSError as error:  # the local disk, not the remote
+                    raise CtdkitError(
+                        f"cannot store {relative} while downloading ({error})"
+                    ) from error
         if declared is not None and total < declared:
             raise CtdkitError(
                 f"remote {self.url}: {relative} ended after {total} of its {declared} bytes "
