@@ -108,7 +108,7 @@ def test_bad_inputs_are_one_line_errors(data, tmp_path):
         learner.fit(narrow, 1, progress=False)
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")
-    with pytest.raises(CtdkitError, match="cannot load collective checkpoint"):
+    with pytest.raises(CtdkitError, match=r"collective checkpoint .*broken\.pt is unreadable"):
         CollectiveSAC.load(broken)
     oracle_agent = CollectiveAgent(CollectiveSACConfig(conditioning="oracle", **FAST).create())
     oracle_agent.learner.build(39, 4, make_context("oracle", data))

@@ -1,13 +1,13 @@
 """The ``ctd`` context: the frozen trajectory encoder's CLS embedding of the current episode's
 last <= K steps — for training rows and at act time through the same ``embed`` call, and with
 the encoder saved inside the agent's checkpoint, so the embeddings an agent acts on always come
-from the encoder it was trained with (the original cached embeddings from an older encoder)."""
+from the encoder it was trained with (the original cached embeddings from an older encoder).
+The encoder travels as its payload (tensors and plain data), so the agent's checkpoint loads
+with ``weights_only=True``."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -77,15 +77,18 @@ class CLSContext:
         return self.encoder.embed(Windows(w.observations, w.actions, w.rewards, w.lengths))
 
     def state(self) -> dict[str, Any]:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = self.encoder.save(Path(tmp) / "encoder.pt")
-            return {"mode": self.mode, "encoder_file": path.read_bytes()}
+        return {"mode": self.mode, "encoder": self.encoder.payload()}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], encoder: TrajectoryEncoder | None = None):
+    def from_state(
+        cls,
+        state: dict[str, Any],
+        encoder: TrajectoryEncoder | None = None,
+        device: str = "cpu",
+        source: str = "checkpoint",
+    ) -> CLSContext:
         if encoder is None:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "encoder.pt"
-                path.write_bytes(state["encoder_file"])
-                encoder = TrajectoryEncoder.load(path)
+            encoder = TrajectoryEncoder.from_payload(
+                state["encoder"], device, f"{source} (its encoder)"
+            )
         return cls(encoder)

@@ -37,7 +37,8 @@ class ContextModel(Protocol):
         ...
 
     def state(self) -> dict[str, Any]:
-        """What ``load_context`` needs to rebuild this model (saved with the agent)."""
+        """What ``load_context`` needs to rebuild this model (saved with the agent): tensors
+        and plain data only, so the agent's checkpoint loads with ``weights_only=True``."""
         ...
 
 
@@ -100,11 +101,24 @@ def make_context(mode: str, data: Transitions, encoder: Any = None) -> ContextMo
     raise unknown("conditioning mode", mode, CONDITIONINGS)
 
 
-def load_context(state: dict[str, Any], encoder: Any = None) -> ContextModel:
-    if state["mode"] == "none":
+def load_context(
+    state: dict[str, Any],
+    encoder: Any = None,
+    device: str = "cpu",
+    source: str = "checkpoint",
+) -> ContextModel:
+    """The context model saved as ``state`` (``ctd``: with its own encoder on ``device``, unless
+    ``encoder`` is given); ``source`` names the file for error messages."""
+    mode = state["mode"]
+    if mode == "none":
         return NoContext()
-    if state["mode"] == "oracle":
-        return OracleContext(state["tasks"])
-    from ctdkit.collective.cls_context import CLSContext
+    if mode == "oracle":
+        tasks = state["tasks"]
+        if not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks):
+            raise ValueError(f"oracle tasks must be a list of task names, got {tasks!r:.80}")
+        return OracleContext(tasks)
+    if mode == "ctd":
+        from ctdkit.collective.cls_context import CLSContext
 
-    return CLSContext.from_state(state, encoder)
+        return CLSContext.from_state(state, encoder, device, source)
+    raise ValueError(f"unknown conditioning mode {mode!r:.40}")

@@ -1,12 +1,16 @@
 """The collective SAC learner: ``CollectiveSACConfig(...).create()``, ``fit``, ``predict``,
 ``save``/``load`` — the d3rlpy shape, with array-indexed batches resident as tensors (d3rlpy's
-per-transition sampler is the bottleneck of its ``fit`` on CPU)."""
+per-transition sampler is the bottleneck of its ``fit`` on CPU).
+
+Randomness comes from the learner's own generators (batch indices; policy noise), saved in its
+checkpoint: a resumed run continues exactly, and neither training nor loading reads or moves
+torch's global RNG, so a caller's seeded code around it is unaffected.
+"""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,13 @@ from ctdkit.collective.networks import TanhGaussianActor, TwinCritic
 from ctdkit.data.loader import Transitions
 from ctdkit.envs.observation import apply_view
 from ctdkit.errors import CtdkitError
+from ctdkit.files import write_atomic
+from ctdkit.policies.checkpoint import (
+    COLLECTIVE,
+    checkpoint_damaged,
+    read_checkpoint,
+    resolve_device,
+)
 from ctdkit.progress import progress_bar
 
 REQUIRED_LABELS = ("expert_action_mean", "expert_action_log_std")
@@ -54,15 +65,21 @@ class CollectiveSAC:
                 "the encoder sees the 'full' view: it would leak the goal to a 'goal-hidden' "
                 "agent (train the encoder with view='goal-hidden')"
             )
-        torch.manual_seed(self.config.seed)
         c = self.config
         self.context, self.obs_dim, self.action_dim = context, obs_dim, action_dim
-        self.actor = TanhGaussianActor(context.dim, obs_dim, action_dim, c.hidden).to(self.device)
-        self.critic = TwinCritic(context.dim, obs_dim, action_dim, c.hidden).to(self.device)
+        with torch.random.fork_rng(devices=[]):  # weights from the seed; global RNG untouched
+            torch.default_generator.manual_seed(c.seed)
+            self.actor = TanhGaussianActor(context.dim, obs_dim, action_dim, c.hidden)
+            self.critic = TwinCritic(context.dim, obs_dim, action_dim, c.hidden)
+        self.actor.to(self.device)
+        self.critic.to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)  # init from critic
         self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr)
         self.critic_optim = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr)
-        self._generator = torch.Generator(device="cpu").manual_seed(c.seed)
+        self._generator = torch.Generator(device="cpu").manual_seed(c.seed)  # batch indices
+        # policy noise: a stream of its own, so the actor's updates do not depend on the critic's
+        noise_seed = int(np.random.SeedSequence([c.seed, 1]).generate_state(1)[0])
+        self._noise_generator = torch.Generator(device="cpu").manual_seed(noise_seed)
 
     # ------------------------------------------------------------------ data
     def _tensors(self, data: Transitions) -> dict[str, torch.Tensor]:
@@ -107,7 +124,9 @@ class CollectiveSAC:
 
     def critic_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         with torch.no_grad():
-            next_action = self.actor.sample(batch["next_context"], batch["next_obs"])
+            next_action = self.actor.sample(
+                batch["next_context"], batch["next_obs"], self._noise_generator
+            )
             q1_next, q2_next = self.critic_target(
                 batch["next_context"], batch["next_obs"], next_action
             )
@@ -194,11 +213,12 @@ class CollectiveSAC:
         return torch.tanh(mean).cpu().numpy()
 
     def save(self, path: Path) -> None:
-        """Config, context model, weights, optimisers and step, written atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Config, context model, weights, optimisers, generators and step, written atomically
+        as tensors and plain data (it loads with ``weights_only=True``)."""
+        config = dataclasses.asdict(self.config)
         state: dict[str, Any] = {
-            "config": dataclasses.asdict(self.config),
+            "format": COLLECTIVE.format,
+            "config": {**config, "hidden": list(config["hidden"])},
             "context": self.context.state(),
             "shapes": {"obs_dim": self.obs_dim, "action_dim": self.action_dim},
             "actor": self.actor.state_dict(),
@@ -207,31 +227,31 @@ class CollectiveSAC:
             "actor_optim": self.actor_optim.state_dict(),
             "critic_optim": self.critic_optim.state_dict(),
             "generator": self._generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
+            "noise_generator": self._noise_generator.get_state(),
             "step": self.step,
         }
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        write_atomic(Path(path), lambda tmp: torch.save(state, tmp))
 
     @classmethod
     def load(cls, path: Path, device: str = "cpu", encoder: Any = None) -> CollectiveSAC:
+        """The learner saved in ``path``, on ``device``, ready to act or to continue ``fit``
+        exactly (a ``ctd`` agent brings its own encoder unless ``encoder`` is given)."""
+        device = str(resolve_device(device))
+        state = read_checkpoint(path, COLLECTIVE)
         try:
-            state = torch.load(Path(path), map_location=device, weights_only=False)
             config = CollectiveSACConfig(
                 **{**state["config"], "hidden": tuple(state["config"]["hidden"])}
             )
-        except Exception as error:  # torch raises many types for a damaged file
-            raise CtdkitError(f"cannot load collective checkpoint {path}: {error}") from error
-        agent = cls(config, device=device)
-        agent.build(
-            state["shapes"]["obs_dim"],
-            state["shapes"]["action_dim"],
-            load_context(state["context"], encoder),
-        )
-        for name in ("actor", "critic", "critic_target", "actor_optim", "critic_optim"):
-            getattr(agent, name).load_state_dict(state[name])
-        agent._generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        agent.step = state["step"]
+            context = load_context(state["context"], encoder, device, str(path))
+            agent = cls(config, device=device)
+            agent.build(
+                int(state["shapes"]["obs_dim"]), int(state["shapes"]["action_dim"]), context
+            )
+            for name in ("actor", "critic", "critic_target", "actor_optim", "critic_optim"):
+                getattr(agent, name).load_state_dict(state[name])
+            agent._generator.set_state(state["generator"])
+            agent._noise_generator.set_state(state["noise_generator"])
+            agent.step = int(state["step"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as error:
+            raise checkpoint_damaged(COLLECTIVE, str(path), error) from error
         return agent

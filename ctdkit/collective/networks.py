@@ -46,9 +46,14 @@ class TanhGaussianActor(nn.Module):
         mean, log_std = self.net(x).chunk(2, dim=-1)
         return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
-    def sample(self, context: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+    def sample(
+        self, context: torch.Tensor, obs: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """``tanh(μ + σ ε)`` with ``ε`` from ``generator`` (a CPU generator: the learner's own
+        stream, so training never reads or moves torch's global RNG)."""
         mean, log_std = self(context, obs)
-        return torch.tanh(mean + log_std.exp() * torch.randn_like(mean))
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        return torch.tanh(mean + log_std.exp() * noise.to(mean.device))
 
 
 class TwinCritic(nn.Module):

@@ -14,7 +14,6 @@ checkpoint continues exactly as if it had not stopped. The caller's global RNGs 
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +37,17 @@ from ctdkit.encoder.windows import (
 )
 from ctdkit.envs.observation import OBS_DIM
 from ctdkit.errors import CtdkitError
+from ctdkit.files import write_atomic
+from ctdkit.policies.checkpoint import (
+    ENCODER,
+    check_checkpoint,
+    checkpoint_damaged,
+    read_checkpoint,
+    resolve_device,
+)
 from ctdkit.progress import progress_bar
 
-CHECKPOINT_FORMAT = "ctdkit-encoder/1"
+CHECKPOINT_FORMAT = ENCODER.format
 CHECKPOINT_GLOB = "step_*.pt"
 #: checkpoints kept in a checkpoint directory (older ones are deleted)
 CHECKPOINTS_KEPT = 2
@@ -60,34 +67,10 @@ class _TrainingData:
     episode_task: torch.Tensor | None  # (episodes,) task of each episode (label-aware only)
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise CtdkitError(f"unknown device {device!r} ({error})") from error
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise CtdkitError(f"device {device!r} is not available (torch sees no CUDA GPU)")
-    return resolved
-
-
 def latest_checkpoint(directory: Path) -> Path | None:
     """The checkpoint with the highest step in ``directory`` (None if there is none)."""
     paths = sorted(Path(directory).glob(CHECKPOINT_GLOB))
     return paths[-1] if paths else None
-
-
-def _read_checkpoint(path: Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise CtdkitError(f"encoder checkpoint {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for damaged files
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise CtdkitError(f"encoder checkpoint {path} is unreadable ({reason})") from error
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CtdkitError(f"{path} is not a ctdkit encoder checkpoint ({CHECKPOINT_FORMAT})")
-    return payload
 
 
 class TrajectoryEncoder:
@@ -460,7 +443,9 @@ class TrajectoryEncoder:
         return observations, actions, rewards, lengths.astype(np.int64)
 
     # ----- persistence --------------------------------------------------------------------
-    def _payload(self, training_state: bool) -> dict:
+    def payload(self, training_state: bool = False) -> dict:
+        """What :meth:`save` writes: tensors and plain data (``torch.load(weights_only=True)``
+        reads it back; a collective checkpoint embeds it)."""
         payload = {
             "format": CHECKPOINT_FORMAT,
             "config": self.config.to_dict(),
@@ -485,9 +470,7 @@ class TrajectoryEncoder:
         (with the optimizer and RNG states too if ``training_state``); atomic (temp + rename)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".tmp")
-        torch.save(self._payload(training_state), temporary)
-        os.replace(temporary, path)
+        write_atomic(path, lambda tmp: torch.save(self.payload(training_state), tmp))
         return path
 
     def save_checkpoint(self, directory: Path) -> Path:
@@ -502,15 +485,27 @@ class TrajectoryEncoder:
     def load(cls, path: Path, device: str | torch.device = "cpu") -> TrajectoryEncoder:
         """An encoder rebuilt from a saved file's own config (training state included if saved,
         so ``fit`` continues the run)."""
-        payload = _read_checkpoint(path)
-        encoder = cls(EncoderConfig.from_dict(payload["config"]), device=device)
-        encoder._restore(payload, Path(path))
+        return cls.from_payload(read_checkpoint(path, ENCODER), device, str(path))
+
+    @classmethod
+    def from_payload(
+        cls, payload: dict, device: str | torch.device = "cpu", source: str = "encoder payload"
+    ) -> TrajectoryEncoder:
+        """An encoder rebuilt from :meth:`payload` (``source`` names where it came from, for
+        the one-line error if it is not an encoder's)."""
+        payload = check_checkpoint(payload, ENCODER, source)
+        try:
+            config = EncoderConfig.from_dict(payload["config"])
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise checkpoint_damaged(ENCODER, source, error) from error
+        encoder = cls(config, device=device)
+        encoder._restore(payload, source)
         return encoder
 
     def load_weights(self, path: Path) -> None:
         """Load weights (and normalisation, split, training state) saved by an encoder of the
         same architecture; a mismatch is one line naming the first differing field."""
-        payload = _read_checkpoint(path)
+        payload = read_checkpoint(path, ENCODER)
         theirs = EncoderConfig.from_dict(payload["config"]).architecture()
         ours = self.config.architecture()
         for name in ARCHITECTURE_FIELDS:
@@ -519,14 +514,20 @@ class TrajectoryEncoder:
                     f"checkpoint {path} has {name}={theirs[name]!r} but this encoder's config "
                     f"has {name}={ours[name]!r}"
                 )
-        self._restore(payload, Path(path))
+        self._restore(payload, str(path))
 
-    def _restore(self, payload: dict, path: Path) -> None:
+    def _restore(self, payload: dict, source: str) -> None:
         try:
             self.network.load_state_dict(payload["weights"])
-        except RuntimeError as error:
+        except (RuntimeError, TypeError, AttributeError) as error:
             first = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
-            raise CtdkitError(f"checkpoint {path} does not fit this encoder ({first})") from error
+            raise CtdkitError(f"checkpoint {source} does not fit this encoder ({first})") from error
+        try:
+            self._restore_state(payload)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+            raise checkpoint_damaged(ENCODER, source, error) from error
+
+    def _restore_state(self, payload: dict) -> None:
         self.step = int(payload["step"])
         split = payload.get("split")
         self.split = (

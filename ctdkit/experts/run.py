@@ -39,6 +39,7 @@ from ctdkit.experts.online import EPISODES, episode_path, write_online_dataset
 from ctdkit.experts.replay import ReplayBuffer
 from ctdkit.experts.sac import SACLearner
 from ctdkit.policies.base import PolicyStep
+from ctdkit.policies.checkpoint import SAC_TRAINING, checkpoint_damaged, read_checkpoint
 from ctdkit.policies.random import RandomPolicy
 from ctdkit.policies.sac import SACAgent, actor_labels, expert_record
 from ctdkit.progress import progress_bar
@@ -280,6 +281,7 @@ class ExpertTrainer:
         """``checkpoint.pt`` then ``expert.pt``, each written atomically."""
         out = Path(self.config.out_dir)
         state = {
+            "format": SAC_TRAINING.format,
             "fingerprint": self.config.fingerprint(),
             "env_steps": self.env_steps,
             "episodes": self.episodes,
@@ -299,16 +301,17 @@ class ExpertTrainer:
         """Load ``checkpoint.pt`` (if any) and drop episodes written after it."""
         path = Path(self.config.out_dir) / CHECKPOINT
         if path.exists():
+            state = read_checkpoint(path, SAC_TRAINING)
             try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as error:
-                raise CtdkitError(f"cannot load checkpoint {path}: {error}") from error
-            self.learner.load_state_dict(state["learner"])
-            self.replay.load_state(state["replay"])
-            self.rng.bit_generator.state = state["rng"]
-            self.env_steps, self.episodes = int(state["env_steps"]), int(state["episodes"])
-            self.seconds, self.evaluations = float(state["seconds"]), list(state["evaluations"])
-            self.cpu_seconds = float(state.get("cpu_seconds", 0.0))
+                self.learner.load_state_dict(state["learner"])
+                self.replay.load_state(state["replay"])
+                self.rng.bit_generator.state = state["rng"]
+                self.env_steps, self.episodes = int(state["env_steps"]), int(state["episodes"])
+                self.seconds = float(state["seconds"])
+                self.evaluations = list(state["evaluations"])
+                self.cpu_seconds = float(state.get("cpu_seconds", 0.0))
+            except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
+                raise checkpoint_damaged(SAC_TRAINING, str(path), error) from error
         for shard in sorted((Path(self.config.out_dir) / EPISODES).glob("*.npz")):
             if int(shard.stem) >= self.episodes:
                 shard.unlink()

@@ -31,10 +31,18 @@ from ctdkit.envs.observation import ACTION_DIM, OBS_DIM
 from ctdkit.envs.tasks import validate_task
 from ctdkit.errors import CtdkitError
 from ctdkit.policies.base import PolicyStep
+from ctdkit.policies.checkpoint import (
+    SAC_EXPERT,
+    SAC_TRAINING,
+    check_checkpoint,
+    checkpoint_damaged,
+    read_checkpoint,
+    resolve_device,
+)
 from ctdkit.policies.history import EpisodeHistory
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
-EXPERT_FORMAT = "ctdkit-sac-expert-v1"
+EXPERT_FORMAT = SAC_EXPERT.format
 
 
 def mlp(
@@ -94,21 +102,20 @@ def expert_record(actor: SACActor, task: str, extra: dict[str, Any]) -> dict[str
     }
 
 
-def load_expert(path: Path) -> tuple[SACActor, dict[str, Any]]:
-    """Actor and record of an expert file (``expert.pt`` or a training ``checkpoint.pt``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CtdkitError(f"SAC checkpoint {path} does not exist")
+def load_expert(path: Path, device: str | torch.device = "cpu") -> tuple[SACActor, dict[str, Any]]:
+    """Actor (on ``device``) and record of an expert file (``expert.pt`` or a training
+    ``checkpoint.pt``); anything else is one line (see :mod:`ctdkit.policies.checkpoint`)."""
+    device = resolve_device(device)
+    payload = read_checkpoint(path, (SAC_EXPERT, SAC_TRAINING))
+    record = payload
+    if not SAC_EXPERT.matches(payload):  # a training checkpoint: its expert entry
+        record = check_checkpoint(payload["expert"], SAC_EXPERT, f"{path} (its 'expert' entry)")
     try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a damaged file
-        raise CtdkitError(f"cannot load SAC checkpoint {path}: {error}") from error
-    record = record.get("expert", record) if isinstance(record, dict) else None
-    if not isinstance(record, dict) or record.get("format") != EXPERT_FORMAT:
-        raise CtdkitError(f"{path} is not a ctdkit SAC expert (write one with ctdkit.train_expert)")
-    actor = SACActor(record["obs_dim"], record["action_dim"], record["hidden"])
-    actor.load_state_dict(record["actor"])
-    actor.eval()
+        actor = SACActor(int(record["obs_dim"]), int(record["action_dim"]), record["hidden"])
+        actor.load_state_dict(record["actor"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise checkpoint_damaged(SAC_EXPERT, str(path), error) from error
+    actor.to(device).eval()
     return actor, record
 
 
@@ -128,9 +135,10 @@ def check_expert_fits(path: Path, record: dict[str, Any], task: str) -> None:
 @torch.no_grad()
 def actor_labels(actor: SACActor, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(tanh(μ), log σ)`` as float32 arrays for a batch of observations."""
-    obs = torch.as_tensor(np.asarray(observations, dtype=np.float32))
+    device = next(actor.parameters()).device
+    obs = torch.as_tensor(np.asarray(observations, dtype=np.float32), device=device)
     mean, log_std = actor(obs)
-    return torch.tanh(mean).numpy(), log_std.numpy()
+    return torch.tanh(mean).cpu().numpy(), log_std.cpu().numpy()
 
 
 class SACPolicy:
