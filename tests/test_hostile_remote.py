@@ -244,9 +244,9 @@ class _Hostile(http.server.SimpleHTTPRequestHandler):
                 return None
             self._send(b"", len(body))
             if behaviour == "stall":
-                time.sleep(3)
+                time.sleep(10)
             elif behaviour == "drip":
-                for byte in body[:40]:
+                for byte in body[:100]:
                     self.wfile.write(bytes([byte]))
                     self.wfile.flush()
                     time.sleep(0.1)
@@ -441,17 +441,22 @@ def test_a_body_shorter_than_its_content_length_is_refused(small, store, cache, 
 
 
 @pytest.mark.parametrize(
-    "behaviour, expected", [("stall", "sent nothing for 0.5 s"), ("drip", "within 1 s")]
+    "behaviour, timeout_s, deadline_s, expected",
+    [("stall", 0.5, 60.0, "sent nothing for 0.5 s"), ("drip", 60.0, 1.0, "within 1 s")],
 )
-def test_a_slow_server_is_cut_off(small, store, cache, tmp_path, monkeypatch, behaviour, expected):
-    monkeypatch.setattr(remote_module, "TIMEOUT_S", 0.5)  # per read
-    monkeypatch.setattr(remote_module, "DEADLINE_S", 1.0)  # whole download
+def test_a_slow_server_is_cut_off(
+    small, store, cache, tmp_path, monkeypatch, behaviour, timeout_s, deadline_s, expected
+):
+    """A server that stops sending (per-read timeout), or sends a byte every 0.1 s for 10 s
+    (each read is quick: only the deadline for the whole download stops it)."""
+    monkeypatch.setattr(remote_module, "TIMEOUT_S", timeout_s)
+    monkeypatch.setattr(remote_module, "DEADLINE_S", deadline_s)
     victim = _largest(store / small.tasks[0].dataset_id)
     before = _snapshot(tmp_path)
     started = time.monotonic()
     with serve(store, behaviours={victim.name: behaviour}) as (url, _):
         _refused(lambda: download(small.group_id, url, root=cache), expected)
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 6  # the server would go on for 10 s
     assert _snapshot(tmp_path) == before
 
 
