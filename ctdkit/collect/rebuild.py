@@ -19,7 +19,7 @@ from ctdkit.errors import CtdkitError
 def rebuild_problems(dataset_id: str, root: Path | None = None) -> list[str]:
     """Re-run the ``ctdkit.collect`` command recorded in a dataset or group and compare content
     checksums with the local copy (collection is deterministic: they must be equal)."""
-    root = Path(root) if root is not None else datasets_root()
+    root = datasets_root(root)
     group = _recorded(dataset_id, root)
     command = group["command"]
     words = shlex.split(command)

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import minari
 import numpy as np
 from minari.namespace import create_namespace
 
@@ -30,17 +31,20 @@ from ctdkit.data.checksum import combine_checksums
 from ctdkit.data.episode import EpisodeData
 from ctdkit.data.ids import GroupId, parse_group_id
 from ctdkit.data.store import (
-    STAGING_DIRNAME,
+    CTDKIT_METADATA_KEY,
     RecordedEnv,
     datasets_root,
+    finish_publish,
     minari_root,
-    publish,
-    update_group_metadata,
+    publish_group,
+    staging_dir,
     write_dataset,
+    writer_lock,
 )
 from ctdkit.envs.make import validate_max_episode_steps
 from ctdkit.envs.tasks import task_set_name
 from ctdkit.errors import CtdkitError, unknown
+from ctdkit.files import write_json_atomic
 from ctdkit.parallel import BACKENDS, parallel_map
 from ctdkit.policies import POLICY_KINDS
 
@@ -106,13 +110,11 @@ def _validate_expert(config: CollectConfig, tasks: tuple[str, ...]) -> None:
         check_expert_fits(config.checkpoint, record, task)
 
 
-def _staging_dir(root: Path, group: GroupId) -> Path:
-    return root / STAGING_DIRNAME / str(group).replace("/", "__")
-
-
 def _prepare_staging(config: CollectConfig, staging: Path) -> None:
     plan_file = staging / "plan.json"
     plan = config.fingerprint()
+    if staging.exists() and not plan_file.exists():  # killed before its plan was written
+        shutil.rmtree(staging)
     if staging.exists():
         if config.resume and plan_file.exists():
             previous = json.loads(plan_file.read_text())
@@ -130,7 +132,7 @@ def _prepare_staging(config: CollectConfig, staging: Path) -> None:
             )
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
-    plan_file.write_text(json.dumps(plan, indent=1))
+    write_json_atomic(plan_file, plan)
 
 
 def _mean(values: list[float]) -> float | None:
@@ -251,19 +253,61 @@ def command_line(config: CollectConfig) -> str:
     return " ".join(parts)
 
 
+def _published_result(
+    group: GroupId, tasks: tuple[str, ...], root: Path, start: float
+) -> CollectResult:
+    """The result of a collection whose datasets are already published, read back from them."""
+    result = CollectResult(group_id=str(group), root=root)
+    with minari_root(root):
+        for task in tasks:
+            dataset = minari.load_dataset(group.task_dataset_id(task))
+            episodes = list(dataset.storage.get_episode_metadata(list(dataset.episode_indices)))
+            metadata = dataset.storage.metadata
+            result.tasks.append(
+                TaskSummary(
+                    task=task,
+                    dataset_id=group.task_dataset_id(task),
+                    episodes=dataset.total_episodes,
+                    steps=dataset.total_steps,
+                    success_rate=float(np.mean([e["success"] for e in episodes])),
+                    mean_return=float(np.mean([e["return"] for e in episodes])),
+                    ref_min_score=metadata.get("ref_min_score"),
+                    ref_max_score=metadata.get("ref_max_score"),
+                    checksum=metadata[CTDKIT_METADATA_KEY]["content_checksum"],
+                )
+            )
+    result.checksum = combine_checksums((t.task, t.checksum) for t in result.tasks)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
 def collect(config: CollectConfig) -> CollectResult:
     """Collect the datasets ``config`` describes; see the module docstring for the phases."""
     start = time.perf_counter()
     tasks, group = _validate(config)
-    root = Path(config.root) if config.root is not None else datasets_root()
+    root = datasets_root(config.root)
     dataset_ids = [group.task_dataset_id(task) for task in tasks]
-    staging = _staging_dir(root, group)
-    # a run interrupted while renaming its datasets into place is finished by --resume
-    finishing = config.resume and staging.exists()
+    staging = staging_dir(root, str(group))
+    with writer_lock(root, str(group)):
+        return _collect_locked(config, tasks, group, root, dataset_ids, staging, start)
+
+
+def _collect_locked(
+    config: CollectConfig,
+    tasks: tuple[str, ...],
+    group: GroupId,
+    root: Path,
+    dataset_ids: list[str],
+    staging: Path,
+    start: float,
+) -> CollectResult:
+    if finish_publish(staging, root) and config.resume:  # killed while publishing: done now
+        return _published_result(group, tasks, root, start)
     existing = [i for i in dataset_ids if (root / i).exists()]
-    if existing and not (config.overwrite or finishing):
+    if existing and not config.overwrite:
+        hint = "nothing to resume; " if config.resume else ""
         raise CtdkitError(
-            f"dataset {existing[0]} already exists in {root} (pass --overwrite to replace it)"
+            f"dataset {existing[0]} already exists in {root} ({hint}pass --overwrite to replace it)"
         )
     if config.backend == "ray":  # before staging: an unreachable cluster leaves nothing behind
         from ctdkit.ray_backend import connect
@@ -299,21 +343,21 @@ def collect(config: CollectConfig) -> CollectResult:
     result.tasks = parallel_map(
         assemble_task, assemble, config.workers, f"write {name}", 0, config.progress, **backend
     )
-    publish(staging_root, dataset_ids, root, overwrite=config.overwrite or finishing)
     result.checksum = combine_checksums((t.task, t.checksum) for t in result.tasks)
-    update_group_metadata(
+    entry = {
+        "description": f"ctdkit {task_set_name(tasks)} group of {len(tasks)} task datasets",
+        "task_set": task_set_name(tasks),
+        "tasks": list(tasks),
+        "dataset_ids": dataset_ids,
+        "content_checksum": result.checksum,
+        "command": command_line(config),
+    }
+    publish_group(
+        staging,
+        dataset_ids,
         root,
-        group.namespace,
-        group.version,
-        {
-            "description": f"ctdkit {task_set_name(tasks)} group of {len(tasks)} task datasets",
-            "task_set": task_set_name(tasks),
-            "tasks": list(tasks),
-            "dataset_ids": dataset_ids,
-            "content_checksum": result.checksum,
-            "command": command_line(config),
-        },
+        overwrite=config.overwrite,
+        group=(group.namespace, group.version, entry),
     )
-    shutil.rmtree(staging)
     result.seconds = time.perf_counter() - start
     return result

@@ -22,31 +22,39 @@ from typing import Any
 
 import gymnasium as gym
 import minari
-from minari.namespace import (
-    create_namespace,
-    get_namespace_metadata,
-    list_local_namespaces,
-    update_namespace_metadata,
-)
+from minari.namespace import create_namespace, list_local_namespaces
 from minari.serialization import deserialize_space, serialize_space
 from minari.storage import get_dataset_path
 
 from ctdkit.data.checksum import content_checksum
 from ctdkit.data.episode import EpisodeData
+from ctdkit.errors import CtdkitError
+from ctdkit.files import exclusive_lock, write_json_atomic
 
 STAGING_DIRNAME = ".ctdkit-staging"  # hidden: Minari's listings skip dot-directories
+LOCKS_DIRNAME = ".ctdkit-locks"  # one small file per id ever written (the lock is the kernel's)
 CTDKIT_METADATA_KEY = "ctdkit"
+NAMESPACE_FILE = "namespace_metadata.json"  # Minari's per-namespace record
 
 
-def datasets_root() -> Path:
-    """The Minari root in use (``$MINARI_DATASETS_PATH`` or ``~/.minari/datasets``)."""
-    return Path(get_dataset_path())
+def datasets_root(root: Path | str | None = None) -> Path:
+    """The datasets root as an absolute path: ``root`` if given, else the Minari root in use
+    (``$MINARI_DATASETS_PATH`` or ``~/.minari/datasets``).
+
+    Absolute because Minari's hdf5 writer joins a relative data path onto itself
+    (``runs/x/.../data/runs/x/.../main_data.hdf5``): a relative root must never reach it.
+    """
+    if root is None:
+        root = os.environ.get("MINARI_DATASETS_PATH") or get_dataset_path()
+    return Path(root).expanduser().resolve()
 
 
 @contextlib.contextmanager
 def minari_root(path: Path) -> Iterator[Path]:
-    """Point Minari at ``path`` for the duration of the block (Minari reads the env var)."""
+    """Point Minari at ``path`` (made absolute) for the duration of the block (Minari reads the
+    env var)."""
     previous = os.environ.get("MINARI_DATASETS_PATH")
+    path = datasets_root(path)
     path.mkdir(parents=True, exist_ok=True)
     os.environ["MINARI_DATASETS_PATH"] = str(path)
     try:
@@ -157,36 +165,120 @@ def dataset_dir(root: Path, dataset_id: str) -> Path:
     return root / dataset_id
 
 
-def publish(staging_root: Path, dataset_ids: list[str], root: Path, overwrite: bool) -> None:
-    """Move finished datasets from ``staging_root`` into ``root`` (rename, same filesystem)."""
+def staging_dir(root: Path, name: str) -> Path:
+    """The hidden staging folder of one writer of ``name`` (a group or dataset id) in ``root``."""
+    return root / STAGING_DIRNAME / name.replace("/", "__")
+
+
+def writer_lock(root: Path, name: str) -> contextlib.AbstractContextManager[None]:
+    """The OS lock every ctdkit writer of ``name`` (a group or dataset id) in ``root`` holds:
+    a second collect, download or publish of the same id stops with one line naming the pid."""
+    lock_file = root / LOCKS_DIRNAME / (name.replace("/", "__") + ".lock")
+    return exclusive_lock(lock_file, f"{name} in {root}")
+
+
+JOURNAL_FILE = "publish.json"
+
+
+def publish_group(
+    staging: Path,
+    dataset_ids: list[str],
+    root: Path,
+    *,
+    overwrite: bool,
+    group: tuple[str, int, dict[str, Any]] | None = None,
+) -> None:
+    """Move finished datasets from ``staging/minari`` into ``root`` as one all-or-nothing step,
+    then record the group (``(namespace, version, entry)``) and remove ``staging``.
+
+    Several folders cannot appear in one rename, so the step is journalled: the plan (moves and
+    group record) is written to ``staging/publish.json`` before the first rename, and
+    :func:`finish_publish` — run by every later reader or writer of the group — completes an
+    interrupted one. The data were complete and checked before the journal was written, so
+    finishing forward is always right. A replaced dataset is moved aside first and deleted
+    only once the new one is in place. Call under :func:`writer_lock`.
+    """
     for dataset_id in dataset_ids:
-        source, target = dataset_dir(staging_root, dataset_id), dataset_dir(root, dataset_id)
+        if (root / dataset_id).exists() and not overwrite:
+            raise CtdkitError(
+                f"dataset {dataset_id} already exists in {root} (pass --overwrite to replace it)"
+            )
+    journal = {"dataset_ids": list(dataset_ids), "group": list(group) if group else None}
+    write_json_atomic(staging / JOURNAL_FILE, journal)
+    finish_publish(staging, root)
+
+
+def finish_publish(staging: Path, root: Path) -> bool:
+    """Complete the journalled publish in ``staging`` (idempotent); False if there is none."""
+    journal_path = staging / JOURNAL_FILE
+    if not journal_path.is_file():
+        return False
+    journal = json.loads(journal_path.read_text())
+    replaced = staging / "replaced"
+    for dataset_id in journal["dataset_ids"]:
+        source, target = dataset_dir(staging / "minari", dataset_id), dataset_dir(root, dataset_id)
+        if not source.exists():
+            continue  # moved before an interruption
         if target.exists():
-            if not overwrite:
-                raise FileExistsError(target)
-            shutil.rmtree(target)
+            aside = replaced / dataset_id
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(target, aside)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, target)
+    if journal["group"] is not None:
+        namespace, version, entry = journal["group"]
+        update_group_metadata(root, namespace, version, entry)
+    shutil.rmtree(staging)
+    return True
 
 
 def update_group_metadata(root: Path, namespace: str, version: int, entry: dict[str, Any]) -> None:
     """Record a group (task set, task list, checksums) in Minari's namespace metadata.
 
-    One namespace can hold several versions; each is a key under ``groups``.
+    One namespace can hold several versions; each is a key under ``groups``, and the others are
+    kept. The record file is replaced atomically.
     """
     with minari_root(root):
         if namespace not in list_local_namespaces():
             create_namespace(namespace, description=entry.get("description"), groups={})
-        metadata = get_namespace_metadata(namespace)
+        metadata = _namespace_record(root, namespace)
         groups = dict(metadata.get("groups", {}))
         groups[f"v{version}"] = entry
         metadata["groups"] = groups
-        description = metadata.pop("description", None) or entry.get("description")
-        update_namespace_metadata(namespace, description=description, **metadata)
+        metadata["description"] = metadata.get("description") or entry.get("description")
+        write_json_atomic(datasets_root(root) / namespace / NAMESPACE_FILE, metadata)
 
 
 def read_group_metadata(root: Path, namespace: str, version: int) -> dict[str, Any] | None:
-    with minari_root(root):
-        if namespace not in list_local_namespaces():
-            return None
-        return get_namespace_metadata(namespace).get("groups", {}).get(f"v{version}")
+    """The group's record, or None. A publish of this group that was interrupted (kill -9
+    between renames) is finished first, so a reader sees the whole group or none of it."""
+    staging = staging_dir(datasets_root(root), f"{namespace}-v{version}")
+    if (staging / JOURNAL_FILE).is_file():
+        with writer_lock(datasets_root(root), f"{namespace}-v{version}"):
+            finish_publish(staging, datasets_root(root))
+    if not (datasets_root(root) / namespace / NAMESPACE_FILE).is_file():
+        return None
+    return _namespace_record(root, namespace).get("groups", {}).get(f"v{version}")
+
+
+#: a namespace record is a few kB; anything much larger is not one of ours
+MAX_NAMESPACE_RECORD_BYTES = 4 << 20
+
+
+def _namespace_record(root: Path, namespace: str) -> dict[str, Any]:
+    """A namespace's metadata, read as untrusted JSON (size cap, shape checked)."""
+    path = datasets_root(root) / namespace / NAMESPACE_FILE
+    try:
+        with open(path, "rb") as f:
+            text = f.read(MAX_NAMESPACE_RECORD_BYTES + 1)
+        if len(text) > MAX_NAMESPACE_RECORD_BYTES:
+            raise ValueError(f"larger than {MAX_NAMESPACE_RECORD_BYTES} bytes")
+        record = json.loads(text)
+        if not isinstance(record, dict) or not isinstance(record.get("groups", {}), dict):
+            raise ValueError("not a JSON object with a 'groups' object")
+    except (ValueError, UnicodeDecodeError) as error:
+        raise CtdkitError(
+            f"{path} is corrupt ({str(error).splitlines()[0]}): delete it and rerun the command "
+            "that wrote the group (collect --overwrite, or download)"
+        ) from None
+    return record

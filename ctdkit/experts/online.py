@@ -28,13 +28,13 @@ from ctdkit.data.checksum import combine_checksums
 from ctdkit.data.episode import EpisodeData
 from ctdkit.data.ids import parse_group_id
 from ctdkit.data.store import (
-    STAGING_DIRNAME,
     RecordedEnv,
     datasets_root,
     minari_root,
-    publish,
-    update_group_metadata,
+    publish_group,
+    staging_dir,
     write_dataset,
+    writer_lock,
 )
 from ctdkit.envs.make import make_env
 from ctdkit.errors import CtdkitError
@@ -87,7 +87,7 @@ def write_online_dataset(
     if config.dataset_id is None:
         raise CtdkitError("an online dataset needs --dataset-id (e.g. ctdkit/reach-sac-online-v0)")
     group = parse_group_id(config.dataset_id)
-    root = Path(config.root) if config.root is not None else datasets_root()
+    root = datasets_root(config.root)
     dataset_id = group.task_dataset_id(config.task)
     if (root / dataset_id).exists() and not config.overwrite:
         raise CtdkitError(f"dataset {dataset_id} already exists in {root} (pass --overwrite)")
@@ -127,47 +127,51 @@ def write_online_dataset(
         "command": config.command(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    staging = root / STAGING_DIRNAME / (str(group).replace("/", "__") + "__online")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging_root = staging / "minari"
-    with minari_root(staging_root):
-        create_namespace(group.namespace)
-        dataset = write_dataset(
-            dataset_id,
-            stream(),
-            recorded,
-            data_format=config.data_format,
-            description=(
-                f"Meta-World {config.task}: the training replay of a SAC expert, {episodes} "
-                f"episodes in collection order ({config.sac.warmup_steps} random warm-up steps, "
-                f"then the learning agent's sampled actions), {config.max_episode_steps}-step "
-                f"time limit, env seed {config.env_seed}. Episode metadata carry training_step "
-                "and policy_version; infos carry per-step success and the acting policy's "
-                "action mean/log-std labels."
-            ),
-            algorithm_name="sac-online",
-            ref_min_score=ref_min,
-            ref_max_score=ref_max,
-            extra_metadata=extra,
-            requirements=[f"metaworld=={version('metaworld')}", f"ctdkit=={ctdkit.__version__}"],
-        )
-    checksum = dataset.storage.metadata["ctdkit"]["content_checksum"]
-    publish(staging_root, [dataset_id], root, overwrite=config.overwrite)
-    group_checksum = combine_checksums([(config.task, checksum)])
-    update_group_metadata(
-        root,
-        group.namespace,
-        group.version,
-        {
+    description = (
+        f"Meta-World {config.task}: the training replay of a SAC expert, {episodes} "
+        f"episodes in collection order ({config.sac.warmup_steps} random warm-up steps, "
+        f"then the learning agent's sampled actions), {config.max_episode_steps}-step "
+        f"time limit, env seed {config.env_seed}. Episode metadata carry training_step "
+        "and policy_version; infos carry per-step success and the acting policy's "
+        "action mean/log-std labels."
+    )
+    staging = staging_dir(root, str(group))
+    with writer_lock(root, str(group)):
+        shutil.rmtree(staging, ignore_errors=True)
+        with minari_root(staging / "minari"):
+            create_namespace(group.namespace)
+            dataset = write_dataset(
+                dataset_id,
+                stream(),
+                recorded,
+                data_format=config.data_format,
+                description=description,
+                algorithm_name="sac-online",
+                ref_min_score=ref_min,
+                ref_max_score=ref_max,
+                extra_metadata=extra,
+                requirements=[
+                    f"metaworld=={version('metaworld')}",
+                    f"ctdkit=={ctdkit.__version__}",
+                ],
+            )
+        checksum = dataset.storage.metadata["ctdkit"]["content_checksum"]
+        group_checksum = combine_checksums([(config.task, checksum)])
+        entry = {
             "description": f"ctdkit online (SAC training replay) dataset of {config.task}",
             "task_set": "MT1",
             "tasks": [config.task],
             "dataset_ids": [dataset_id],
             "content_checksum": group_checksum,
             "command": config.command(),
-        },
-    )
-    shutil.rmtree(staging, ignore_errors=True)
+        }
+        publish_group(
+            staging,
+            [dataset_id],
+            root,
+            overwrite=config.overwrite,
+            group=(group.namespace, group.version, entry),
+        )
     return OnlineDatasetSummary(
         dataset_id=str(group),
         task_dataset_id=dataset_id,
