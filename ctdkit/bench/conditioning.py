@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ import numpy as np
 from ctdkit.collective.context import ContextModel, make_context
 from ctdkit.data import Transitions
 from ctdkit.errors import CtdkitError
+from ctdkit.files import write_atomic, write_json_atomic
 from ctdkit.policies.history import EpisodeHistory
 
 ENCODER_FILE, CONTEXTS_FILE, META_FILE = "encoder.pt", "contexts.npz", "meta.json"
@@ -94,9 +94,12 @@ def _train(job: EncoderJob) -> None:
     encoder.save(job.directory / ENCODER_FILE)
     train_seconds = time.perf_counter() - started
     context, next_context = make_context("ctd", data, encoder).for_transitions(data)
-    temporary = job.directory / f".{CONTEXTS_FILE}.{os.getpid()}.tmp.npz"
-    np.savez(temporary, context=context, next_context=next_context)
-    os.replace(temporary, job.directory / CONTEXTS_FILE)
+
+    def save_contexts(tmp: Path) -> None:
+        with open(tmp, "wb") as file:  # a file object: np.savez would append .npz to a name
+            np.savez(file, context=context, next_context=next_context)
+
+    write_atomic(job.directory / CONTEXTS_FILE, save_contexts)
     meta = {
         "dataset_id": job.dataset_id,
         "data_checksum": transitions_checksum(data),
@@ -106,9 +109,7 @@ def _train(job: EncoderJob) -> None:
         "train_seconds": train_seconds,
         "context_seconds": time.perf_counter() - started - train_seconds,
     }
-    temporary = job.directory / f".{META_FILE}.{os.getpid()}.tmp"
-    temporary.write_text(json.dumps(meta, indent=1))
-    os.replace(temporary, job.directory / META_FILE)
+    write_json_atomic(job.directory / META_FILE, meta)
     shutil.rmtree(checkpoints, ignore_errors=True)
 
 

@@ -25,6 +25,7 @@ from ctdkit.bench.algos import ALGO_IDS
 from ctdkit.bench.records import load_records
 from ctdkit.bench.suites import SUITES
 from ctdkit.errors import CtdkitError
+from ctdkit.files import write_json_atomic, write_text_atomic
 
 #: settings allowed to differ inside one suite (they define rows and runs)
 PER_RUN_SETTINGS = ("algo", "seed", "episodes_per_task")
@@ -344,6 +345,6 @@ def build_leaderboard(config: LeaderboardConfig) -> dict[str, Any]:
             suite: {kind: os.path.relpath(path, config.out) for kind, path in files.items()}
             for suite, files in written.items()
         }
-    (folder / "leaderboard.json").write_text(json.dumps(result, indent=1))
-    (config.out / "LEADERBOARD.md").write_text(render_markdown(result))
+    write_json_atomic(folder / "leaderboard.json", result)
+    write_text_atomic(config.out / "LEADERBOARD.md", render_markdown(result))
     return result

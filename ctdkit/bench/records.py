@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ctdkit.errors import CtdkitError
+from ctdkit.files import write_json_atomic
 
 SCHEMA = 1
 REQUIRED = ("schema", "status", "suite", "algo", "variant", "seed", "fingerprint")
@@ -68,10 +69,7 @@ def fingerprint(settings: dict[str, Any]) -> str:
 
 
 def write_record(path: Path, record: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(record, indent=1))
-    os.replace(temporary, path)
+    write_json_atomic(path, record)
 
 
 def read_record(path: Path) -> dict[str, Any] | None:

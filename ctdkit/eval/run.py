@@ -17,6 +17,7 @@ from ctdkit.envs.tasks import task_set_name
 from ctdkit.errors import CtdkitError
 from ctdkit.eval.protocols import EvalResult, evaluate
 from ctdkit.eval.stats import summarize
+from ctdkit.files import write_json_atomic
 from ctdkit.policies.agents import EvalAgent, RandomAgent, ScriptedAgent
 from ctdkit.progress import progress_bar
 
@@ -117,9 +118,7 @@ def run_evaluation(config: EvaluateConfig) -> dict:
                     make_agent(config, seed), config.tasks, config.protocol, seed, **kwargs
                 )
                 record = {"config": _fingerprint(config), "result": dataclasses.asdict(result)}
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(record))
-                os.replace(tmp, path)
+                write_json_atomic(path, record, indent=None)
                 results.append(result)
             advance(1)
     summary = summarize(results)
@@ -128,5 +127,5 @@ def run_evaluation(config: EvaluateConfig) -> dict:
         "versions": {p: version(p) for p in ("ctdkit", "metaworld", "gymnasium", "torch")},
         "hardware": {"machine": platform.machine(), "cpus": os.cpu_count()},
     }
-    (config.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_json_atomic(config.out / "summary.json", summary)
     return summary
