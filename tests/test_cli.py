@@ -381,15 +381,16 @@ def test_records_with_forged_fields_are_skipped_before_they_reach_the_tables(tmp
         "seed0.json": ({"algo": "bc-none | <b>pwned</b>"}, "unknown algorithm"),
         "seed1.json": ({"steps": 0}, "'steps'"),
         "seed2.json": ({"success_by_task": [1.0, 1.0]}, "'success_by_task'"),
+        "seed3.json": ({"suite": "../../evil", "seed": 3}, "not a plain name"),  # names plots
     }
     for name, (change, _) in forged.items():
-        record = json.loads((folder / name).read_text())
+        record = json.loads((folder / "seed0.json").read_text())
         (folder / name).write_text(json.dumps(record | change))
     config = LeaderboardConfig(records=(records,), out=tmp_path / "b", reps=10, plots=False)
     with pytest.warns(RecordWarning) as caught:
         board = build_leaderboard(config)
     messages = sorted(str(w.message) for w in caught)
-    assert len(messages) == 3
+    assert len(messages) == 4
     for message, (name, (_, words)) in zip(messages, sorted(forged.items()), strict=True):
         assert f"{name}:" in message and words in message
     assert [row["algo"] for row in board["suites"]["tiny"]["rows"]] == ["ctd"]

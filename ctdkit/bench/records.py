@@ -14,6 +14,7 @@ import json
 import math
 import os
 import platform
+import re
 import sys
 import warnings
 from collections.abc import Callable, Iterable
@@ -93,6 +94,10 @@ def read_record(path: Path) -> dict[str, Any] | None:
     return None
 
 
+#: a suite name: what ``bench run`` writes (suite names in code), nothing a path could hide in
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -132,8 +137,11 @@ def record_problem(record: object) -> str | None:
         check, expected = _TYPES[key]
         if not check(record[key]):
             return f"field {key!r} is not {expected} (got {_shown(record[key])})"
+    if not _NAME.match(record["suite"]):  # it names plot files: no path tricks
+        return f"suite name {_shown(record['suite'])} is not a plain name"
     if record["status"] != "ok":
-        return None
+        error = record.get("error")
+        return None if error is None or isinstance(error, str) else "field 'error' is not a string"
     from ctdkit.bench.algos import ALGO_IDS
 
     if record["algo"] not in ALGO_IDS:
@@ -148,6 +156,8 @@ def record_problem(record: object) -> str | None:
     episodes = record.get("episodes_per_task")
     if not (episodes is None or (_is_int(episodes) and episodes > 0)):
         return f"episodes_per_task is {_shown(episodes)}, not a positive integer or null"
+    if record["variant"] != variant_name(episodes):
+        return f"variant {_shown(record['variant'])} does not match episodes_per_task {episodes}"
     settings = record["settings"]
     for key in SETTINGS_READ:
         if key not in settings:
