@@ -3,6 +3,7 @@ metrics JSON and quality plot (``--resume`` continues a run from its latest chec
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 from rich.console import Console
@@ -30,7 +31,13 @@ def print_result(result: TrainEncoderResult) -> None:
 
 
 def main(config: TrainEncoderConfig) -> None:
-    print_result(train_encoder(config))
+    result = train_encoder(config)
+    print_result(result)
+    command = ["python", "-m", "ctdkit.train_collective", "--dataset-id", config.dataset_id]
+    command += ["--encoder", str(result.weights)]
+    if config.root is not None:
+        command += ["--root", str(config.root)]
+    print(f"train a collective agent on it with: {shlex.join(command)}")
 
 
 if __name__ == "__main__":

@@ -265,6 +265,21 @@ def test_hints_carry_the_runs_own_tasks_and_seeds(monkeypatch, tmp_path, capsys)
         f"evaluate with: python -m ctdkit.evaluate --agent collective --checkpoint '{weights}' "
         "--tasks reach-v3 push-v3 --seeds 100"
     )
+    import ctdkit.train_encoder as encoder_cli
+    from ctdkit.encoder.run import TrainEncoderConfig, TrainEncoderResult
+
+    weights = tmp_path / "encoder.pt"
+    monkeypatch.setattr(encoder_cli, "train_encoder", lambda c: TrainEncoderResult(weights, 1, 1.0))
+    encoder_cli.main(TrainEncoderConfig(dataset_id="test/x-v0", root=tmp_path))
+    assert (
+        capsys.readouterr()
+        .out.strip()
+        .splitlines()[-1]
+        .endswith(
+            f"python -m ctdkit.train_collective --dataset-id test/x-v0 --encoder {weights} "
+            f"--root {tmp_path}"
+        )
+    )
     from ctdkit.envs.tasks import MT10
 
     line = evaluate_command("sac", Path("e.pt"), MT10, (1000,))
