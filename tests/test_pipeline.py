@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +14,8 @@ from ctdkit.pipeline import PipelineConfig, run_pipeline
 from ctdkit.pipeline.__main__ import main
 
 
-def test_pipeline_runs_all_stages_and_a_rerun_reuses_them(tmp_path, capsys):
+def test_pipeline_runs_all_stages_and_a_rerun_reuses_them(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths, as a user runs it
     config = PipelineConfig(
         tasks=("reach-v3", "drawer-close-v3"),
         episodes_per_task=2,
@@ -21,10 +23,11 @@ def test_pipeline_runs_all_stages_and_a_rerun_reuses_them(tmp_path, capsys):
         collective_steps=20,
         eval_episodes=1,
         workers=1,
-        out=tmp_path,
+        out=Path("runs/pipeline"),
         progress=False,
     )
     main(config)
+    tmp_path = tmp_path / "runs" / "pipeline"
     out = capsys.readouterr().out
     assert "reach-v3" in out and "drawer-close-v3" in out and "mean" in out
     for path in (
@@ -42,3 +45,23 @@ def test_pipeline_runs_all_stages_and_a_rerun_reuses_them(tmp_path, capsys):
     assert time.perf_counter() - start < 10  # every stage was reused, nothing retrained
     with pytest.raises(CtdkitError, match=r"other settings \(episodes_per_task\)"):
         run_pipeline(dataclasses.replace(config, episodes_per_task=3))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"tasks": ("reachh-v3",)}, "unknown task 'reachh-v3'"),
+        ({"episodes_per_task": 0}, "--episodes-per-task must be > 0"),
+        ({"eval_seeds": ()}, "--eval-seeds is empty"),
+        ({"eval_seeds": (0, 100)}, "contains the collection seed 0"),
+        ({"noise": float("nan")}, "--noise must be a finite number"),
+    ],
+)
+def test_bad_settings_are_refused_before_anything_is_written(
+    tmp_path, monkeypatch, change, message
+):
+    monkeypatch.chdir(tmp_path)
+    config = dataclasses.replace(PipelineConfig(out=Path("runs/p"), progress=False), **change)
+    with pytest.raises(CtdkitError, match=message):
+        run_pipeline(config)
+    assert list(tmp_path.iterdir()) == []

@@ -21,7 +21,10 @@ def print_result(result: CollectResult) -> None:
     print(f"mean success {result.success_rate:.3f}")
     print(f"written to {result.root}: " + ", ".join(t.dataset_id for t in result.tasks))
     print(f"content checksum {result.checksum}")
-    print(f"load it with: ctdkit.data.load_transitions({result.group_id!r})")
+    print(
+        f"load it with: ctdkit.data.load_transitions({result.group_id!r}, "
+        f"root={str(result.root)!r})"
+    )
 
 
 def main(config: CollectConfig) -> None:
@@ -31,4 +34,12 @@ def main(config: CollectConfig) -> None:
 if __name__ == "__main__":
     from ctdkit.cli import run_cli
 
-    sys.exit(run_cli(CollectConfig, main, description=__doc__))
+    sys.exit(
+        run_cli(
+            CollectConfig,
+            main,
+            description=__doc__,
+            prog="python -m ctdkit.collect",
+            interrupt_hint="rerun the same command with --resume to finish it",
+        )
+    )

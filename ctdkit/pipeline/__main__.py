@@ -24,4 +24,12 @@ def main(config: PipelineConfig) -> None:
 if __name__ == "__main__":
     from ctdkit.cli import run_cli
 
-    sys.exit(run_cli(PipelineConfig, main, description=__doc__))
+    sys.exit(
+        run_cli(
+            PipelineConfig,
+            main,
+            description=__doc__,
+            prog="python -m ctdkit.pipeline",
+            interrupt_hint="rerun the same command: finished stages are kept",
+        )
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,8 +22,10 @@ from ctdkit.data.store import read_group_metadata
 from ctdkit.encoder.config import EncoderConfig
 from ctdkit.encoder.run import WEIGHTS_FILE as ENCODER_WEIGHTS
 from ctdkit.encoder.run import TrainEncoderConfig, train_encoder
+from ctdkit.envs.tasks import resolve_tasks
 from ctdkit.errors import CtdkitError
 from ctdkit.eval.run import EvaluateConfig, run_evaluation
+from ctdkit.files import write_json_atomic
 
 
 @dataclass
@@ -32,21 +35,60 @@ class PipelineConfig:
     tasks: tuple[str, ...] = ("reach-v3", "push-v3", "drawer-open-v3")
     """Tasks (or MT10 / MT50)."""
     episodes_per_task: int = 10
+    """Expert episodes collected per task (500 steps each)."""
     noise: float = 0.3
     """Action noise of the scripted experts while collecting (labels stay noise-free)."""
     conditioning: Literal["ctd", "oracle", "none"] = "ctd"
+    """Task context of the collective: `ctd` = the encoder's CLS embedding of the agent's own
+    recent (state, action, reward) window; `oracle` = a one-hot task id; `none` = no context."""
     view: Literal["full", "goal-hidden"] = "full"
+    """What the agent sees: the full observation, or the goal position zeroed out."""
     encoder_steps: int = 300
+    """Gradient steps of the trajectory encoder (ctd only)."""
     collective_steps: int = 3000
+    """Gradient steps of the collective agent."""
     protocol: Literal["official", "all-goals"] = "official"
+    """Evaluation protocol: Meta-World's own (`official`) or every goal variation once."""
     eval_seeds: tuple[int, ...] = (100,)
-    """Evaluation seeds: their goals are held out from the collection seed's."""
+    """Evaluation seeds: their goals are held out from the collection seed's (--seed)."""
     eval_episodes: int = 10
-    """Episodes per task (official protocol)."""
+    """Episodes per task and seed (official protocol)."""
     seed: int = 0
+    """Collection and training seed."""
     workers: int = 2
+    """Worker processes for the collection."""
     out: Path = Path("runs/pipeline")
+    """Folder for everything the pipeline writes (datasets, encoder, collective, summary)."""
     progress: bool = True
+    """Show progress bars."""
+
+    def validate(self) -> None:
+        """Refuse bad settings in one line before anything is written."""
+        resolve_tasks(self.tasks)
+        for name in ("episodes_per_task", "encoder_steps", "collective_steps"):
+            if getattr(self, name) <= 0:
+                raise CtdkitError(
+                    f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}"
+                )
+        if self.eval_episodes <= 0 or self.workers <= 0:
+            raise CtdkitError("--eval-episodes and --workers must be > 0")
+        if not self.eval_seeds:
+            raise CtdkitError("--eval-seeds is empty: give at least one seed, e.g. 100")
+        if self.seed in self.eval_seeds:
+            raise CtdkitError(
+                f"--eval-seeds contains the collection seed {self.seed}: evaluate on held-out "
+                "goals (e.g. --eval-seeds 100)"
+            )
+        if not (math.isfinite(self.noise) and self.noise >= 0):
+            raise CtdkitError(f"--noise must be a finite number >= 0, got {self.noise}")
+        if self.conditioning not in ("ctd", "oracle", "none"):
+            raise CtdkitError(
+                f"--conditioning must be ctd, oracle or none, not {self.conditioning!r}"
+            )
+        if self.view not in ("full", "goal-hidden"):
+            raise CtdkitError(f"--view must be full or goal-hidden, not {self.view!r}")
+        if self.out.exists() and not self.out.is_dir():
+            raise CtdkitError(f"--out {self.out} is a file: choose a folder")
 
 
 def _check_same_settings(config: PipelineConfig) -> None:
@@ -55,18 +97,24 @@ def _check_same_settings(config: PipelineConfig) -> None:
     settings = json.loads(json.dumps(settings, default=str))
     record = config.out / "pipeline.json"
     if record.exists():
-        previous = json.loads(record.read_text())
+        try:
+            previous = json.loads(record.read_text())
+        except ValueError:
+            raise CtdkitError(
+                f"{record} is corrupt: delete {config.out} or choose another --out"
+            ) from None
         changed = sorted(k for k in settings if previous.get(k) != settings[k])
         if changed:
             raise CtdkitError(
                 f"{config.out} holds a pipeline run with other settings ({', '.join(changed)}): "
                 "choose another --out or delete it"
             )
-    config.out.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(settings, indent=1))
+    write_json_atomic(record, settings)
 
 
 def run_pipeline(config: PipelineConfig) -> dict:
+    """Run every stage not yet done under ``config.out``; returns the evaluation summary."""
+    config.validate()
     _check_same_settings(config)
     out = config.out
     root = out / "datasets"
@@ -145,5 +193,5 @@ def run_pipeline(config: PipelineConfig) -> dict:
             progress=config.progress,
         )
     )
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_json_atomic(out / "summary.json", summary)
     return summary
