@@ -178,3 +178,17 @@ def test_no_half_written_files_after_a_collection(tmp_path, monkeypatch):
     assert leftovers == []
     assert not any((Path("runs/x") / STAGING_DIRNAME).iterdir())
     assert os.listdir("runs/x/.ctdkit-locks") == ["clean__g-v0.lock"]
+
+
+def _readme_commands() -> list[str]:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_ci_runs_the_readme_commands_verbatim():
+    install_and_run, test_command = _readme_commands()
+    ci = (Path(__file__).parent.parent / ".ci" / "run").read_text().splitlines()
+    assert test_command in ci and install_and_run in ci
+    assert ci.index(test_command) < ci.index(install_and_run)
+    assert install_and_run.endswith("python -m ctdkit.pipeline")

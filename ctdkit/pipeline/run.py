@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import torch
+
 from ctdkit.collect import CollectConfig, collect
 from ctdkit.collective.config import CollectiveSACConfig
 from ctdkit.collective.run import WEIGHTS_FILE as COLLECTIVE_WEIGHTS
@@ -57,6 +59,9 @@ class PipelineConfig:
     """Collection and training seed."""
     workers: int = 2
     """Worker processes for the collection."""
+    torch_threads: int = 1
+    """torch threads for training and evaluation. 1 is the steady choice on small machines:
+    with 2 threads on 2 cores, training slows 10-50x whenever another process takes a core."""
     out: Path = Path("runs/pipeline")
     """Folder for everything the pipeline writes (datasets, encoder, collective, summary)."""
     progress: bool = True
@@ -70,8 +75,8 @@ class PipelineConfig:
                 raise CtdkitError(
                     f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}"
                 )
-        if self.eval_episodes <= 0 or self.workers <= 0:
-            raise CtdkitError("--eval-episodes and --workers must be > 0")
+        if self.eval_episodes <= 0 or self.workers <= 0 or self.torch_threads <= 0:
+            raise CtdkitError("--eval-episodes, --workers and --torch-threads must be > 0")
         if not self.eval_seeds:
             raise CtdkitError("--eval-seeds is empty: give at least one seed, e.g. 100")
         if self.seed in self.eval_seeds:
@@ -93,7 +98,8 @@ class PipelineConfig:
 
 def _check_same_settings(config: PipelineConfig) -> None:
     """Stages are reused only by a rerun with the same settings (never silently mixed)."""
-    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("out", "progress")}
+    ignored = ("out", "progress", "workers", "torch_threads")  # speed only, not what is computed
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ignored}
     settings = json.loads(json.dumps(settings, default=str))
     record = config.out / "pipeline.json"
     if record.exists():
@@ -116,6 +122,7 @@ def run_pipeline(config: PipelineConfig) -> dict:
     """Run every stage not yet done under ``config.out``; returns the evaluation summary."""
     config.validate()
     _check_same_settings(config)
+    torch.set_num_threads(config.torch_threads)
     out = config.out
     root = out / "datasets"
     dataset_id = "pipeline/experts-v0"
