@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from conftest import TINY
@@ -160,3 +162,172 @@ def test_nan_in_data_is_refused(minari_root):
     )
     with pytest.raises(CtdkitError, match="test/nan/reach-v0 episode 0: rewards contains NaN"):
         load_transitions("test/nan/reach-v0")
+
+
+# ----- untrusted dataset files: every column checked, checksums verified, metadata trusted first
+@pytest.fixture(scope="module")
+def reach_episode() -> EpisodeData:
+    """One 20-step scripted reach episode, and the env that gives the declared spaces."""
+    from ctdkit.collect.rollout import rollout_episode
+    from ctdkit.envs import make_env
+    from ctdkit.policies import ScriptedPolicy
+
+    env = make_env("reach-v3", max_episode_steps=20)
+    episode = rollout_episode(env, ScriptedPolicy("reach-v3"), seed=0)
+    episode.metadata |= {"task": "reach-v3", "task_index": 0}
+    return episode, env
+
+
+def _write_hdf5(root, episodes, env, dataset_id="test/bad/reach-v0") -> None:
+    """A dataset written by Minari's own writer; hdf5 stores columns of any length as given."""
+    from ctdkit.data.store import write_dataset
+
+    with minari_root(root):
+        write_dataset(
+            dataset_id,
+            episodes,
+            env,
+            data_format="hdf5",
+            description="hand-built",
+            algorithm_name="x",
+            ref_min_score=None,
+            ref_max_score=None,
+            extra_metadata={"task": "reach-v3"},
+        )
+
+
+def _cut(name: str, rows: slice | None = None, cols: slice | None = None):
+    def change(episode: EpisodeData) -> None:
+        value = episode.infos[name] if name in episode.infos else getattr(episode, name)
+        value = value[rows] if rows is not None else value[:, cols]
+        if name in episode.infos:
+            episode.infos[name] = value
+        else:
+            setattr(episode, name, value)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            _cut("observations", rows=slice(-1)),
+            r"observations has shape \(20, 39\), expected \(21, 39\)",
+        ),
+        (
+            _cut("observations", cols=slice(38)),
+            r"observations has shape \(21, 38\), expected \(21, 39\)",
+        ),
+        (_cut("actions", cols=slice(3)), r"actions has shape \(20, 3\), expected \(20, 4\)"),
+        (_cut("rewards", rows=slice(-1)), r"rewards has shape \(19,\), expected \(20,\)"),
+        (_cut("terminations", rows=slice(-1)), r"terminations has shape \(19,\), expected \(20,\)"),
+        (_cut("truncations", rows=slice(-1)), r"truncations has shape \(19,\), expected \(20,\)"),
+        (
+            _cut("success", rows=slice(-1)),
+            r"infos\['success'\] has shape \(20, 1\), expected \(21, 1\)",
+        ),
+        (
+            _cut("expert_action_mean", rows=slice(-1)),
+            r"infos\['expert_action_mean'\] has shape \(20, 4\), expected \(21, 4\)",
+        ),
+        (
+            _cut("expert_action_log_std", cols=slice(3)),
+            r"infos\['expert_action_log_std'\] has shape \(21, 3\), expected \(21, 4\)",
+        ),
+    ],
+    ids=[
+        "obs-rows",
+        "obs-width",
+        "action-width",
+        "rewards",
+        "terminations",
+        "truncations",
+        "success",
+        "label-rows",
+        "label-width",
+    ],
+)
+def test_a_column_that_does_not_fit_its_episode_is_one_line(
+    reach_episode, tmp_path, change, message
+):
+    import copy
+
+    episode, env = reach_episode
+    good, bad = copy.deepcopy(episode), copy.deepcopy(episode)
+    change(bad)
+    _write_hdf5(tmp_path, [good, bad], env)
+    with pytest.raises(
+        CtdkitError, match=f"^dataset test/bad/reach-v0 episode 1: {message}"
+    ) as err:
+        load_transitions("test/bad/reach-v0", root=tmp_path)
+    assert "\n" not in str(err.value)
+
+
+def test_verify_recomputes_the_content_checksum(reach_episode, tmp_path):
+    import h5py
+
+    episode, env = reach_episode
+    _write_hdf5(tmp_path, [episode, episode], env)
+    clean = load_transitions("test/bad/reach-v0", root=tmp_path, verify=True)
+    with h5py.File(tmp_path / "test/bad/reach-v0/data/main_data.hdf5", "r+") as f:
+        f["episode_1/rewards"][5] += 1.0  # damage that keeps every shape
+    tampered = load_transitions("test/bad/reach-v0", root=tmp_path)  # unverified: goes unseen
+    assert tampered.rewards[20 + 5] == clean.rewards[20 + 5] + 1.0
+    with pytest.raises(
+        CtdkitError, match=r"^dataset test/bad/reach-v0 fails its content checksum \(stored"
+    ) as err:
+        load_transitions("test/bad/reach-v0", root=tmp_path, verify=True)
+    assert "\n" not in str(err.value)
+    metadata_path = tmp_path / "test/bad/reach-v0/data/metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    del metadata["ctdkit"]["content_checksum"]
+    metadata_path.write_text(json.dumps(metadata))
+    with pytest.raises(CtdkitError, match="has no stored content checksum to verify against"):
+        load_transitions("test/bad/reach-v0", root=tmp_path, verify=True)
+
+
+def test_verify_checks_a_groups_own_record(tiny, tmp_path):
+    root = _copy_root(tiny, tmp_path)
+    assert load_transitions(tiny.group_id, root=root, verify=True).checksum == tiny.checksum
+    record_path = root / "test/tiny/namespace_metadata.json"
+    record = json.loads(record_path.read_text())
+    record["groups"]["v0"]["content_checksum"] = "0" * 64
+    record_path.write_text(json.dumps(record))
+    load_transitions(tiny.group_id, root=root)  # unverified
+    with pytest.raises(CtdkitError, match="dataset group test/tiny-v0 fails its content checksum"):
+        load_transitions(tiny.group_id, root=root, verify=True)
+
+
+def test_a_foreign_entry_point_is_refused_before_minari_reads_it(tiny, tmp_path, monkeypatch):
+    """Without stored spaces Minari builds the env its spec names: the code must never run."""
+    root = _copy_root(tiny, tmp_path)
+    marker = tmp_path / "marker"
+    (tmp_path / "evil_env.py").write_text(
+        f"def make(**kwargs):\n    open({str(marker)!r}, 'w').close()\n    raise SystemExit\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    metadata_path = root / tiny.tasks[0].dataset_id / "data" / "metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    spec = json.loads(metadata["env_spec"])
+    spec["entry_point"] = "evil_env:make"
+    metadata["env_spec"] = metadata["eval_env_spec"] = json.dumps(spec)
+    del metadata["observation_space"], metadata["action_space"]
+    metadata_path.write_text(json.dumps(metadata))
+    with pytest.raises(CtdkitError, match=r"dataset test/tiny/reach-v0 refused: .*evil_env:make"):
+        load_transitions(tiny.group_id, root=root)
+    with pytest.raises(CtdkitError, match="refused"):
+        load_transitions(tiny.tasks[0].dataset_id, root=root)
+    assert not marker.exists()
+
+
+def test_a_group_member_outside_the_root_is_refused(tiny, tmp_path):
+    root = _copy_root(tiny, tmp_path)
+    record_path = root / "test/tiny/namespace_metadata.json"
+    record = json.loads(record_path.read_text())
+    record["groups"]["v0"]["dataset_ids"][0] = "../../outside/reach-v0"
+    record_path.write_text(json.dumps(record))
+    with pytest.raises(
+        CtdkitError, match=r"group member: '\.\./\.\./outside/reach-v0' is not a safe"
+    ):
+        load_transitions(tiny.group_id, root=root)

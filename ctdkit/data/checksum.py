@@ -43,10 +43,20 @@ def canonical_metadata(metadata: dict[str, Any]) -> str:
 
 def content_checksum(dataset: minari.MinariDataset) -> str:
     """sha256 over the data arrays and episode metadata of a Minari dataset, in a fixed order."""
-    h = hashlib.sha256()
     indices = list(dataset.episode_indices)
-    metadatas = dataset.storage.get_episode_metadata(indices)
-    for episode, metadata in zip(dataset.iterate_episodes(indices), metadatas, strict=True):
+    return episodes_checksum(dataset.iterate_episodes(indices), episode_metadata(dataset))
+
+
+def episode_metadata(dataset: minari.MinariDataset) -> list[dict[str, Any]]:
+    """Every episode's metadata, in episode order."""
+    return list(dataset.storage.get_episode_metadata(list(dataset.episode_indices)))
+
+
+def episodes_checksum(episodes: Iterable[Any], metadatas: Iterable[dict[str, Any]]) -> str:
+    """:func:`content_checksum` of episodes already read (Minari ``EpisodeData``, in order) and
+    their metadata: the loader verifies the very arrays it returns without reading them twice."""
+    h = hashlib.sha256()
+    for episode, metadata in zip(episodes, metadatas, strict=True):
         for name in ("observations", "actions", "rewards", "terminations", "truncations"):
             _update_array(h, name, np.asarray(getattr(episode, name)))
         for key in sorted(episode.infos):
