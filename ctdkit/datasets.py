@@ -26,11 +26,10 @@ from ctdkit.data.remote import (
     open_remote,
     publish,
     published_manifests,
-    resolve_root,
     trusted_members,
     verify,
 )
-from ctdkit.data.store import CTDKIT_METADATA_KEY
+from ctdkit.data.store import CTDKIT_METADATA_KEY, datasets_root
 from ctdkit.data.trust import check_dataset_metadata
 from ctdkit.errors import CtdkitError
 
@@ -133,7 +132,7 @@ def main(command: List | Show | Publish | Download | Verify | Manifest) -> None:
             write_recipe_manifest(command.recipe, command.dataset_id, manifests, command.remote)
             print(f"wrote the manifest of {len(manifests)} datasets into {command.recipe}")
         return
-    root = resolve_root(command.root)
+    root = datasets_root(command.root)
     if isinstance(command, List):
         if command.remote is not None:
             ids = sorted(open_remote(command.remote).list_datasets())

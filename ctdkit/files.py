@@ -8,7 +8,7 @@ Three things every stage needs, in one place:
 * :func:`exclusive_lock` — an OS lock (``fcntl.flock``) on a lock file: a second ctdkit process
   that wants to write the same thing stops with a one-line message naming the holder's pid.
   The kernel releases the lock when the holder dies (even by ``kill -9``), so ``--resume``
-  after a crash is never blocked by a stale lock file.
+  after a crash is never blocked by a stale lock file, and a finished holder removes it.
 * :func:`safe_relative_path` — a name that comes from a remote, from metadata or from a user
   (dataset ids, manifest entries, namespaces) and will be joined onto a folder: it must be a
   relative POSIX path that stays inside that folder.
@@ -59,28 +59,48 @@ def exclusive_lock(lock_file: Path, what: str) -> Iterator[None]:
     """Hold an exclusive OS lock on ``lock_file`` for the block, or stop at once.
 
     ``what`` names the thing being written, for the message a second writer sees:
-    ``another ctdkit process (pid N) is writing <what>``. The lock file itself stays (it holds
-    the last holder's pid, for that message only); the lock is the kernel's, released when the
-    holding process exits by any means.
+    ``another ctdkit process (pid N) is writing <what>``. The lock is the kernel's, released
+    when the holding process exits by any means (a stale file after ``kill -9`` blocks no one).
+    The holder removes the file (and its folder, when empty) before releasing the lock, so
+    nothing is left behind; a process that locked a file just removed sees that its inode is no
+    longer the one at the path and tries again.
     """
     lock_file = Path(lock_file)
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    for _attempt in range(100):
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # the folder was removed by a finishing holder: try again
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
             if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             raise CtdkitError(
                 f"another ctdkit process (pid {holder}) is writing {what}: wait for it to "
-                "finish, or stop it and rerun with --resume"
+                "finish, or stop it and run the command again"
             ) from None
+        try:
+            current = os.stat(lock_file).st_ino
+        except FileNotFoundError:
+            current = None
+        if current != os.fstat(fd).st_ino:  # locked a file its holder had just removed
+            os.close(fd)
+            continue
+        break
+    else:  # pragma: no cover - a hundred removals in a row
+        raise CtdkitError(f"could not lock {lock_file}: another process keeps replacing it")
+    try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
+        lock_file.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty: another lock lives there
+            lock_file.parent.rmdir()
         os.close(fd)  # closing the descriptor releases the lock
 
 

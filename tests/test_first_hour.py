@@ -7,7 +7,6 @@ a suite that only ever passed absolute temp paths once hid a crash of the first 
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -177,7 +176,7 @@ def test_no_half_written_files_after_a_collection(tmp_path, monkeypatch):
     leftovers = [p for p in Path("runs/x").rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []
     assert not any((Path("runs/x") / STAGING_DIRNAME).iterdir())
-    assert os.listdir("runs/x/.ctdkit-locks") == ["clean__g-v0.lock"]
+    assert not Path("runs/x/.ctdkit-locks").exists()  # the finished writer removed its lock
 
 
 def _readme_commands() -> list[str]:

@@ -48,7 +48,7 @@ from minari.storage.remotes.cloud_storage import CloudStorage
 
 from ctdkit.data.checksum import content_checksum
 from ctdkit.data.ids import parse_group_id, split_version
-from ctdkit.data.store import CTDKIT_METADATA_KEY, datasets_root, minari_root
+from ctdkit.data.store import CTDKIT_METADATA_KEY, datasets_root, minari_root, writer_lock
 from ctdkit.data.trust import (
     MAX_JSON_BYTES,
     check_dataset_metadata,
@@ -159,11 +159,6 @@ def check_group_entry(entry: object, namespace: str, what: str) -> dict[str, Any
     if not isinstance(entry.get("content_checksum"), str):
         raise CtdkitError(f"{what}: content_checksum is not a string")
     return entry
-
-
-def resolve_root(root: Path | None) -> Path:
-    """The datasets root as an absolute path (Minari's writers break on relative roots)."""
-    return (Path(root) if root is not None else datasets_root()).resolve()
 
 
 class StaticRemote(CloudStorage):
@@ -363,28 +358,18 @@ def open_remote(url: str) -> StaticRemote:
 # ----- locks and journaled moves (shared by download and publish)
 @contextlib.contextmanager
 def _locked(work: Path, names: Iterable[str], where: str) -> Iterator[None]:
-    """Hold :func:`exclusive_lock` on ``work/<name>.lock`` for every name; the lock files are
-    removed again before the locks are released, so a finished run leaves nothing behind."""
-    held: list[Path] = []
-    with contextlib.ExitStack() as stack:
-        for name in sorted(set(names)):
-            path = work / f"{name}.lock"
-            for _attempt in range(3):
-                # FileNotFoundError: a finishing holder removed the file or its folder meanwhile
-                with contextlib.ExitStack() as trial, contextlib.suppress(FileNotFoundError):
-                    trial.enter_context(exclusive_lock(path, f"{name} in {where}"))
-                    if path.read_text() == str(os.getpid()):  # still the file at that path
-                        stack.enter_context(trial.pop_all())
-                        held.append(path)
-                        break
-            else:
-                raise CtdkitError(f"another ctdkit process is writing {name} in {where}: retry")
-        try:
+    """Hold :func:`exclusive_lock` on ``work/<name>.lock`` for every name, in sorted order;
+    the empty folders they leave are removed afterwards."""
+    names = sorted(set(names))
+    paths = [work / f"{name}.lock" for name in names]
+    try:
+        with contextlib.ExitStack() as stack:
+            for name, path in zip(names, paths, strict=True):
+                stack.enter_context(exclusive_lock(path, f"{name} in {where}"))
             yield
-        finally:
-            for path in held:
-                path.unlink(missing_ok=True)
-                _prune_empty(path.parent, work)
+    finally:
+        for path in paths:
+            _prune_empty(path.parent, work)
 
 
 def _prune_empty(folder: Path, stop: Path, keep_stop: bool = False) -> None:
@@ -394,7 +379,9 @@ def _prune_empty(folder: Path, stop: Path, keep_stop: bool = False) -> None:
             return
         try:
             path.rmdir()
-        except OSError:  # not empty (another run's files), or already gone
+        except FileNotFoundError:  # already gone: its parent may be empty now
+            continue
+        except OSError:  # not empty (another run's files)
             return
 
 
@@ -511,7 +498,7 @@ def _group_entry(dataset_id: str, root: Path) -> dict | None:
 def local_problems(dataset_id: str, root: Path) -> list[str]:
     """Problems of one local dataset: missing, metadata that names foreign code, manifest
     mismatch, or content checksum mismatch."""
-    root = resolve_root(root)
+    root = datasets_root(root)
     folder = inside(root, dataset_id, "dataset id")
     if not (folder / "data").is_dir():
         return [f"{dataset_id} is not in {root}"]
@@ -538,7 +525,7 @@ def local_problems(dataset_id: str, root: Path) -> list[str]:
 def trusted_members(dataset_id: str, root: Path | None = None) -> list[str]:
     """The members of a local dataset or group, each checked by
     :func:`~ctdkit.data.trust.check_dataset_metadata` (call before Minari opens them)."""
-    root = resolve_root(root)
+    root = datasets_root(root)
     members = _members(dataset_id, _group_entry(dataset_id, root))
     for member in members:
         folder = inside(root, member, "dataset id")
@@ -577,7 +564,7 @@ def publish(dataset_id: str, remote: str, root: Path | None = None) -> list[str]
     """Publish a dataset or group (and its namespace records) to a ``file://`` remote, all or
     nothing: members are staged and checked, swapped in (old copy aside, new copy in, old copy
     deleted last), then the namespace records and last the index."""
-    root = resolve_root(root)
+    root = datasets_root(root)
     storage = open_remote(remote)
     remote_root = storage._root()
     entry = _group_entry(dataset_id, root)
@@ -631,7 +618,7 @@ def _stage_for_publish(root: Path, member: str, staging_root: Path) -> dict[str,
 def download(dataset_id: str, remote: str, root: Path | None = None) -> dict[str, str]:
     """Fetch a dataset or group unless it is already here and verified; returns, per dataset,
     ``"downloaded"`` or ``"cached"``. All or nothing (see the module docstring)."""
-    root = resolve_root(root)
+    root = datasets_root(root)
     storage = open_remote(remote)
     entry = _group_entry(dataset_id, root)
     group_metadata = None
@@ -644,7 +631,11 @@ def download(dataset_id: str, remote: str, root: Path | None = None) -> dict[str
     status: dict[str, str] = {}
     root.mkdir(parents=True, exist_ok=True)
     work = root / DOWNLOAD_DIR
-    with _locked(work, locks, str(root)), _staging(work, dataset_id, root) as staging:
+    with (
+        writer_lock(root, dataset_id),  # the lock collect holds too: one writer per id
+        _locked(work, locks, str(root)),
+        _staging(work, dataset_id, root) as staging,
+    ):
         for member in members:
             if (root / member / "data").is_dir() and not local_problems(member, root):
                 status[member] = "cached"
@@ -718,7 +709,7 @@ def verify(
     """Problems of a local dataset or group against its manifest and content checksum, and,
     given ``expected`` (per member: a recipe's recorded manifest), against those files too:
     a local copy must be the very files that were published, not just self-consistent."""
-    root = resolve_root(root)
+    root = datasets_root(root)
     entry = _group_entry(dataset_id, root)
     if entry is None and not (root / dataset_id / "data").is_dir():
         raise unknown("dataset id", dataset_id, sorted(local_ids(root)))

@@ -32,7 +32,7 @@ from ctdkit.errors import CtdkitError
 from ctdkit.files import exclusive_lock, write_json_atomic
 
 STAGING_DIRNAME = ".ctdkit-staging"  # hidden: Minari's listings skip dot-directories
-LOCKS_DIRNAME = ".ctdkit-locks"  # one small file per id ever written (the lock is the kernel's)
+LOCKS_DIRNAME = ".ctdkit-locks"  # a lock file per id being written (the lock is the kernel's)
 CTDKIT_METADATA_KEY = "ctdkit"
 NAMESPACE_FILE = "namespace_metadata.json"  # Minari's per-namespace record
 
