@@ -30,6 +30,8 @@ from ctdkit.errors import CtdkitError
 
 #: characters allowed in one part of a name from outside (Minari ids use these)
 _SAFE_PART = re.compile(r"^[A-Za-z0-9_.\-:]+$")
+#: the largest JSON record ctdkit reads (metadata, manifests, indexes, records are kB-sized)
+MAX_JSON_BYTES = 4 << 20
 #: the longest name accepted from outside (Linux paths allow 4096; nothing of ours comes close)
 MAX_NAME_LENGTH = 512
 
@@ -138,3 +140,32 @@ def inside(folder: Path, name: object, what: str) -> Path:
     if not path.resolve().is_relative_to(base):
         raise CtdkitError(f"{what}: {name!r} resolves outside {folder}")
     return path
+
+
+def parse_json_object(data: bytes, what: str) -> dict[str, Any]:
+    """``data`` as a JSON object, or a one-line error naming ``what`` and what is wrong.
+
+    For JSON from outside (downloads, datasets, records): capped in size, and any decoding
+    failure — bad syntax or encoding, nesting deep enough to exhaust the parser, an integer
+    too long to convert — is the same one-line refusal.
+    """
+    if len(data) > MAX_JSON_BYTES:
+        raise CtdkitError(f"{what} is larger than {MAX_JSON_BYTES} bytes: refused")
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, UnicodeDecodeError too
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CtdkitError(f"{what} is not valid JSON ({reason})") from None
+    if not isinstance(obj, dict):
+        raise CtdkitError(f"{what} is not a JSON object (got {type(obj).__name__})")
+    return obj
+
+
+def read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """A size-capped JSON object from a file (never reads more than the cap)."""
+    try:
+        with open(path, "rb") as file:
+            data = file.read(MAX_JSON_BYTES + 1)
+    except FileNotFoundError:
+        raise CtdkitError(f"{what} is missing") from None
+    return parse_json_object(data, what)

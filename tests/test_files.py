@@ -7,7 +7,14 @@ import os
 import pytest
 
 from ctdkit.errors import CtdkitError
-from ctdkit.files import exclusive_lock, inside, safe_relative_path, write_atomic
+from ctdkit.files import (
+    MAX_JSON_BYTES,
+    exclusive_lock,
+    inside,
+    read_json_object,
+    safe_relative_path,
+    write_atomic,
+)
 
 
 def test_a_failed_atomic_write_leaves_the_old_file_and_no_temp(tmp_path):
@@ -52,3 +59,22 @@ def test_a_safe_name_through_a_symlink_out_is_refused(tmp_path):
     )
     with pytest.raises(CtdkitError, match="resolves outside"):
         inside(tmp_path / "folder", "link/file", "x")
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"{", "not valid JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b"\xff\xfe", "not valid JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),  # deep enough to exhaust the parser
+        (b'{"n": ' + b"9" * 5000 + b"}", "not valid JSON"),  # too long to convert
+        (b" " * (MAX_JSON_BYTES + 1), "larger than"),
+    ],
+)
+def test_json_from_outside_is_refused_in_one_line(tmp_path, data, reason):
+    path = tmp_path / "record.json"
+    path.write_bytes(data)
+    with pytest.raises(CtdkitError, match=reason) as refused:
+        read_json_object(path, "record.json")
+    assert "\n" not in str(refused.value) and "record.json" in str(refused.value)

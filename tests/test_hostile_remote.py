@@ -29,9 +29,10 @@ import ctdkit.data.remote as remote_module
 from ctdkit.cli import run_cli
 from ctdkit.collect import CollectConfig, collect
 from ctdkit.data.remote import download, publish, sha256_file, verify
-from ctdkit.data.trust import MAX_JSON_BYTES, check_dataset_metadata
+from ctdkit.data.trust import check_dataset_metadata
 from ctdkit.datasets import Command, main
 from ctdkit.errors import CtdkitError
+from ctdkit.files import MAX_JSON_BYTES
 
 #: smaller than conftest's TINY: these tests are about refusals, not data
 SMALL = dict(

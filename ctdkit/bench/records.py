@@ -78,7 +78,7 @@ def read_record(path: Path) -> dict[str, Any] | None:
     is wrong) when it is not a readable, valid record. Records are untrusted input (they are
     shared and committed): size-capped, parsed, then every field the leaderboard reads is
     checked."""
-    from ctdkit.data.trust import read_json_object
+    from ctdkit.files import read_json_object
 
     try:
         record = read_json_object(Path(path), str(path))

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from ctdkit.bench.suites import SUITES
-from ctdkit.data.trust import read_json_object
 from ctdkit.errors import CtdkitError
+from ctdkit.files import read_json_object
 
 
 def _fmt(ci: list[float] | None) -> str:

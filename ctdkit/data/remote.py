@@ -49,16 +49,18 @@ from minari.storage.remotes.cloud_storage import CloudStorage
 from ctdkit.data.checksum import content_checksum
 from ctdkit.data.ids import parse_group_id, split_version
 from ctdkit.data.store import CTDKIT_METADATA_KEY, datasets_root, minari_root, writer_lock
-from ctdkit.data.trust import (
-    MAX_JSON_BYTES,
-    check_dataset_metadata,
-    is_plain_int,
-    parse_json_object,
-    read_json_object,
-)
+from ctdkit.data.trust import check_dataset_metadata, is_plain_int
 from ctdkit.envs.tasks import ALL_TASKS
 from ctdkit.errors import CtdkitError, unknown
-from ctdkit.files import exclusive_lock, inside, safe_relative_path, write_json_atomic
+from ctdkit.files import (
+    MAX_JSON_BYTES,
+    exclusive_lock,
+    inside,
+    parse_json_object,
+    read_json_object,
+    safe_relative_path,
+    write_json_atomic,
+)
 
 MANIFEST_FILE = "manifest.json"
 INDEX_FILE = "index.json"

@@ -29,7 +29,7 @@ from minari.storage import get_dataset_path
 from ctdkit.data.checksum import content_checksum
 from ctdkit.data.episode import EpisodeData
 from ctdkit.errors import CtdkitError
-from ctdkit.files import exclusive_lock, write_json_atomic
+from ctdkit.files import exclusive_lock, read_json_object, write_json_atomic
 
 STAGING_DIRNAME = ".ctdkit-staging"  # hidden: Minari's listings skip dot-directories
 LOCKS_DIRNAME = ".ctdkit-locks"  # a lock file per id being written (the lock is the kernel's)
@@ -261,24 +261,10 @@ def read_group_metadata(root: Path, namespace: str, version: int) -> dict[str, A
     return _namespace_record(root, namespace).get("groups", {}).get(f"v{version}")
 
 
-#: a namespace record is a few kB; anything much larger is not one of ours
-MAX_NAMESPACE_RECORD_BYTES = 4 << 20
-
-
 def _namespace_record(root: Path, namespace: str) -> dict[str, Any]:
     """A namespace's metadata, read as untrusted JSON (size cap, shape checked)."""
     path = datasets_root(root) / namespace / NAMESPACE_FILE
-    try:
-        with open(path, "rb") as f:
-            text = f.read(MAX_NAMESPACE_RECORD_BYTES + 1)
-        if len(text) > MAX_NAMESPACE_RECORD_BYTES:
-            raise ValueError(f"larger than {MAX_NAMESPACE_RECORD_BYTES} bytes")
-        record = json.loads(text)
-        if not isinstance(record, dict) or not isinstance(record.get("groups", {}), dict):
-            raise ValueError("not a JSON object with a 'groups' object")
-    except (ValueError, UnicodeDecodeError) as error:
-        raise CtdkitError(
-            f"{path} is corrupt ({str(error).splitlines()[0]}): delete it and rerun the command "
-            "that wrote the group (collect --overwrite, or download)"
-        ) from None
+    record = read_json_object(path, str(path))
+    if not isinstance(record.get("groups", {}), dict):
+        raise CtdkitError(f"{path}: 'groups' is not an object; delete it and rerun the command")
     return record

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from ctdkit.envs.make import ENTRY_POINT, MAX_EPISODE_STEPS, env_id
 from ctdkit.envs.observation import OBS_VIEWS
 from ctdkit.envs.tasks import ALL_TASKS
 from ctdkit.errors import CtdkitError
+from ctdkit.files import read_json_object
 
 #: the largest metadata / index / manifest file read (ours are a few KiB; Minari's spaces grow
-#: with the observation size, not with the data)
-MAX_JSON_BYTES = 4 << 20
 
 #: every wrapper recorded in the spec of a ``ctdkit/<task>`` env, with the kwargs keys it may
 #: carry (read from the spec of a real collection: Meta-World's, Gymnasium's, ours)
@@ -53,29 +51,6 @@ _SPEC_KEYS = {
     "autoreset",
 }
 _BOOL_SPEC_KEYS = ("nondeterministic", "order_enforce", "disable_env_checker", "autoreset")
-
-
-def parse_json_object(data: bytes, what: str) -> dict[str, Any]:
-    """``data`` as a JSON object, or a one-line error naming ``what`` and what is wrong."""
-    if len(data) > MAX_JSON_BYTES:
-        raise CtdkitError(f"{what} is larger than {MAX_JSON_BYTES} bytes: refused")
-    try:
-        obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CtdkitError(f"{what} is not valid JSON ({error})") from None
-    if not isinstance(obj, dict):
-        raise CtdkitError(f"{what} is not a JSON object (got {type(obj).__name__})")
-    return obj
-
-
-def read_json_object(path: Path, what: str) -> dict[str, Any]:
-    """A size-capped JSON object from a file (never reads more than the cap)."""
-    try:
-        with open(path, "rb") as file:
-            data = file.read(MAX_JSON_BYTES + 1)
-    except FileNotFoundError:
-        raise CtdkitError(f"{what} is missing") from None
-    return parse_json_object(data, what)
 
 
 def is_plain_int(value: object) -> bool:
