@@ -101,9 +101,8 @@ def run_cli(
     ``interrupt_hint`` is printed after Ctrl-C to say how to pick the work up again.
     """
     quiet_libraries()
-    config = tyro.cli(config_type, args=args, description=description, prog=prog)
-    try:
-        main(config)
+    try:  # parsing too: a config that validates itself raises CtdkitError while being built
+        main(tyro.cli(config_type, args=args, description=description, prog=prog))
     except CtdkitError as error:
         print(f"ctdkit: {error}", file=sys.stderr)
         return 2
