@@ -49,7 +49,7 @@ def test_recipe_command_parses_to_its_own_id(path):
     assert mean == pytest.approx(recipe["mean_success"], abs=1e-3)
 
 
-def test_example_collects_loads_and_trains(tmp_path, capsys):
+def test_example_collects_loads_and_trains(tmp_path, capsys, monkeypatch):
     import importlib.util
     import sys
 
@@ -58,9 +58,11 @@ def test_example_collects_loads_and_trains(tmp_path, capsys):
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
-    module.main(module.Args(episodes_per_task=1, max_episode_steps=60, root=tmp_path, bc_steps=20))
+    monkeypatch.chdir(tmp_path)  # its default root is relative, as a user runs it
+    module.main(module.Args(episodes_per_task=1, max_episode_steps=60, bc_steps=20))
     out = capsys.readouterr().out
     assert "transitions, 2 episodes" in out and "BC action" in out
+    assert (tmp_path / module.Args().root / "example" / "small" / "reach-v0" / "data").is_dir()
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
