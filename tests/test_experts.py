@@ -360,3 +360,21 @@ def test_stop_at_success_ends_the_run_after_patience_evaluations(tmp_path, capsy
     )
     assert "needs --stop-patience >= 1 and periodic evaluations" in err
     assert not (tmp_path / "bad").exists()
+
+
+def test_resume_reads_its_checkpoint_as_untrusted_data(tmp_path):
+    """checkpoint.pt carries its kind; one written before that still resumes; a file of another
+    kind in its place is one line, before any training."""
+    from ctdkit.errors import CtdkitError
+
+    train_expert(tiny(tmp_path / "run", 40))
+    path = tmp_path / "run" / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    assert state["format"] == "ctdkit-sac-training/1"
+    del state["format"]  # the layout before the format entry
+    torch.save(state, path)
+    assert train_expert(tiny(tmp_path / "run", 60, resume=True)).env_steps == 60
+    torch.save(expert_record(SACActor(39, 4), "reach-v3", {}), path)  # an expert.pt, misplaced
+    with pytest.raises(CtdkitError, match="is a SAC expert, not a SAC training checkpoint") as err:
+        train_expert(tiny(tmp_path / "run", 80, resume=True))
+    assert str(path) in str(err.value) and "\n" not in str(err.value)

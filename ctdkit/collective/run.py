@@ -14,6 +14,7 @@ from ctdkit.collective.context import make_context
 from ctdkit.collective.learner import CollectiveSAC
 from ctdkit.data import load_transitions
 from ctdkit.errors import CtdkitError
+from ctdkit.files import write_json_atomic
 
 WEIGHTS_FILE = "collective.pt"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -91,5 +92,5 @@ def train_collective(config: TrainCollectiveConfig) -> TrainCollectiveResult:
         if config.resume and (out / HISTORY_FILE).exists()
         else []
     )
-    (out / HISTORY_FILE).write_text(json.dumps(previous + history, indent=1))
+    write_json_atomic(out / HISTORY_FILE, previous + history)
     return TrainCollectiveResult(weights, learner.step, time.perf_counter() - start, history)

@@ -81,7 +81,7 @@ class TrajectoryEncoder:
         self.config = config
         self.device = resolve_device(device)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
+            torch.default_generator.manual_seed(config.seed)  # CPU only: CUDA RNGs untouched
             self.network = TrajectoryTransformer(config)
         self.network.to(self.device).eval()
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.lr)
