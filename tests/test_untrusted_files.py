@@ -141,6 +141,7 @@ def test_random_truncated_missing_and_foreign_files_are_one_line(files, kind, tm
     (tmp_path / "truncated.pt").write_bytes(raw[: len(raw) // 2])
     _one_line(load, tmp_path / "truncated.pt", f"{expected} .* is unreadable")
     _one_line(load, tmp_path / "missing.pt", f"{expected} .* does not exist")
+    _one_line(load, tmp_path, f"{expected} .* is a directory, not a checkpoint file")
     torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
     _one_line(load, tmp_path / "foreign.pt", f"is not a ctdkit {expected}")
     torch.save([torch.zeros(3)], tmp_path / "list.pt")

@@ -139,6 +139,8 @@ def read_checkpoint(
     kinds = _kinds(expected)
     what = " or ".join(kind.name for kind in kinds)
     path = Path(path)
+    if path.is_dir():
+        raise CtdkitError(f"{what} {path} is a directory, not a checkpoint file")
     if not path.is_file():
         raise CtdkitError(f"{what} {path} does not exist")
     try:
