@@ -212,6 +212,10 @@ def _cli(verb: str):
         from ctdkit.collective.run import TrainCollectiveConfig as config_type
     elif verb == "train_expert":
         from ctdkit.experts import TrainExpertConfig as config_type
+    elif verb == "pipeline":
+        from ctdkit.pipeline import PipelineConfig as config_type
+    elif verb == "collect":
+        from ctdkit.collect import CollectConfig as config_type
     else:
         config_type = EvaluateConfig if verb == "evaluate" else BenchCommand
     return config_type
@@ -225,15 +229,9 @@ def _cli(verb: str):
         ("train_expert", []),
         ("bench", ["run"]),
         ("bench", ["leaderboard"]),
-        pytest.param(
-            "train_collective",
-            [],
-            marks=pytest.mark.xfail(
-                reason="TrainCollectiveConfig / CollectiveSACConfig help texts live in "
-                "ctdkit/collective (another owner)",
-                strict=False,
-            ),
-        ),
+        ("train_collective", []),
+        ("pipeline", []),
+        ("collect", []),
     ],
 )
 def test_every_flag_has_help_text(monkeypatch, verb, args):

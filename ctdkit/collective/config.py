@@ -41,15 +41,21 @@ class CollectiveSACConfig:
     obs_std_floor: float = 0.05
     """Smallest std used for standardising (dimensions constant in the data, e.g. a hidden goal)."""
     actor_lr: float = 2e-4
+    """Adam learning rate of the actor."""
     critic_lr: float = 2e-4
+    """Adam learning rate of the twin critics."""
     batch_size: int = 512
+    """Rows per gradient step (sampled uniformly from the aggregate of all tasks)."""
     log_std_weight: float = 0.2
     """Weight w of the log-std distillation term."""
     gamma: float = 0.99
+    """Discount of the critics' TD targets."""
     tau: float = 0.01
+    """Polyak rate of the target critics."""
     critic: bool = True
     """Also learn the twin critics (each step: one actor and one critic update)."""
     seed: int = 0
+    """Seeds the networks' initialisation and the batch sampling."""
 
     def create(self, device: str = "cpu"):
         from ctdkit.collective.learner import CollectiveSAC

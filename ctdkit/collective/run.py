@@ -34,7 +34,9 @@ class TrainCollectiveConfig:
     n_steps: int = 50_000
     """Total updates of the run (a resumed run trains the remainder)."""
     device: str = "cpu"
+    """Torch device to train on (`cpu`, `cuda`, `cuda:1`)."""
     out_dir: Path = Path("runs/collective")
+    """Run folder: checkpoint, `collective.pt` weights, `history.json`."""
     checkpoint_every: int = 5000
     """Save the full training state every this many steps (0: only at the end)."""
     resume: bool = False
@@ -44,6 +46,7 @@ class TrainCollectiveConfig:
     root: Path | None = None
     """Minari datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets)."""
     progress: bool = True
+    """Show a progress bar."""
 
 
 @dataclass
