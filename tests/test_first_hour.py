@@ -191,3 +191,23 @@ def test_ci_runs_the_readme_commands_verbatim():
     assert test_command in ci and install_and_run in ci
     assert ci.index(test_command) < ci.index(install_and_run)
     assert install_and_run.endswith("python -m ctdkit.pipeline")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--tasks", "reachh-v3"],
+        ["--agent", "collective", "--checkpoint", "not-a-checkpoint.txt", "--tasks", "reach-v3"],
+        ["--seeds"],
+    ],
+)
+def test_evaluate_refuses_bad_input_before_creating_its_output(tmp_path, monkeypatch, capsys, args):
+    from ctdkit.cli import run_cli
+    from ctdkit.eval.run import EvaluateConfig, run_evaluation
+
+    monkeypatch.chdir(tmp_path)
+    Path("not-a-checkpoint.txt").write_text("hello")
+    code = run_cli(EvaluateConfig, run_evaluation, args=[*args, "--out", "runs/eval"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("ctdkit: ") and err.count("\n") == 1
+    assert not Path("runs").exists()

@@ -24,7 +24,6 @@ import gymnasium as gym
 import minari
 from minari.namespace import create_namespace, list_local_namespaces
 from minari.serialization import deserialize_space, serialize_space
-from minari.storage import get_dataset_path
 
 from ctdkit.data.checksum import content_checksum
 from ctdkit.data.episode import EpisodeData
@@ -44,8 +43,8 @@ def datasets_root(root: Path | str | None = None) -> Path:
     Absolute because Minari's hdf5 writer joins a relative data path onto itself
     (``runs/x/.../data/runs/x/.../main_data.hdf5``): a relative root must never reach it.
     """
-    if root is None:
-        root = os.environ.get("MINARI_DATASETS_PATH") or get_dataset_path()
+    if root is None:  # Minari's own default, without creating it (a read must not write)
+        root = os.environ.get("MINARI_DATASETS_PATH") or Path.home() / ".minari" / "datasets"
     return Path(root).expanduser().resolve()
 
 

@@ -13,7 +13,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Literal
 
-from ctdkit.envs.tasks import task_set_name
+from ctdkit.envs.tasks import resolve_tasks, task_set_name
 from ctdkit.errors import CtdkitError
 from ctdkit.eval.protocols import EvalResult, evaluate
 from ctdkit.eval.stats import summarize
@@ -102,6 +102,8 @@ def run_evaluation(config: EvaluateConfig) -> dict:
             f"--checkpoint {config.checkpoint} {problem}: pass the weights file "
             "(`expert.pt` of ctdkit.train_expert, `collective.pt` of ctdkit.train_collective)"
         )
+    resolve_tasks(config.tasks)
+    agents = {config.seeds[0]: make_agent(config, config.seeds[0])}  # a bad checkpoint: now
     config.out.mkdir(parents=True, exist_ok=True)
     results: list[EvalResult] = []
     with progress_bar(f"evaluate {config.agent}", len(config.seeds), config.progress) as advance:
@@ -114,9 +116,8 @@ def run_evaluation(config: EvaluateConfig) -> dict:
                 results.append(EvalResult(**saved["result"]))
             else:
                 kwargs = {"num_episodes": config.episodes} if config.protocol == "official" else {}
-                result = evaluate(
-                    make_agent(config, seed), config.tasks, config.protocol, seed, **kwargs
-                )
+                agent = agents.pop(seed, None) or make_agent(config, seed)
+                result = evaluate(agent, config.tasks, config.protocol, seed, **kwargs)
                 record = {"config": _fingerprint(config), "result": dataclasses.asdict(result)}
                 write_json_atomic(path, record, indent=None)
                 results.append(result)
