@@ -5,7 +5,7 @@ reference reproducing the original's forward, on the same weights and inputs.
     python benchmarks/encoder_throughput.py --threads 2 --compile   # + torch.compile variant
     python benchmarks/encoder_throughput.py --device cuda --bf16 --batch-sizes 1 256 4096 65536
 
-The reference is the original's forward as METHOD.md describes it: separate per-modality
+The reference is the original's forward as docs/method.md describes it: separate per-modality
 embeddings, tokens interleaved ``s0, a0, r0, ..., s19`` with CLS last (59 tokens at K=20),
 ``nn.TransformerEncoder`` with ``batch_first=False``, post-LN, ReLU, no mask, eval mode,
 ``no_grad``, float32. Its parameters are copied from the encoder, and both outputs are checked

@@ -3,7 +3,7 @@
     python benchmarks/expert_table.py /tmp/experts/reach /tmp/experts/drawer-close \
         --out benchmarks/results/experts.md
 
-Per run: its SAC and env seeds, the settings it changed from METHOD.md's defaults, env steps
+Per run: its SAC and env seeds, the settings it changed from docs/method.md's defaults, env steps
 trained, the success rate of its last ``--recent`` training episodes (exploring actions; a
 steadier signal than 10 evaluation episodes while a run is in progress), the first periodic
 evaluation at ≥ 50% / ≥ 90% success (env steps, wall and CPU seconds of the run so far), the

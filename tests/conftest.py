@@ -1,6 +1,6 @@
 """Shared fixtures: pinned threads, an isolated Minari root, and one tiny collection per format.
 
-Threads are pinned to 1 (2 shared cores; see ECOSYSTEM.md) before torch is imported anywhere.
+Threads are pinned to 1 (2 shared cores; see docs/ecosystem.md) before torch is imported anywhere.
 """
 
 from __future__ import annotations

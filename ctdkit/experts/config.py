@@ -1,7 +1,7 @@
 """Configuration of expert training: SAC's hyper-parameters and the run around them.
 
 ``TrainExpertConfig`` doubles as the ``python -m ctdkit.train_expert`` CLI (``--sac.batch-size``
-sets a nested field). Defaults are METHOD.md's "Expert SAC" numbers.
+sets a nested field). Defaults are docs/method.md's "Expert SAC" numbers.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class TrainExpertConfig:
     """Episode length (time-limit truncation), at most Meta-World's 500."""
     demo_episodes: int = 0
     """Scripted-policy episodes kept in a second replay for the whole run (0: SAC from scratch,
-    METHOD.md's expert). Each batch then draws `demo_fraction` of its rows from them (RLPD's
+    docs/method.md's expert). Each batch then draws `demo_fraction` of its rows from them (RLPD's
     symmetric sampling); the online dataset still holds only the agent's own episodes."""
     demo_fraction: float = 0.5
     """Share of each batch drawn from the demo replay (with --demo-episodes > 0)."""

@@ -1,7 +1,7 @@
 """SAC's replay: a ring buffer of transitions in preallocated tensors, sampled by indexing.
 
 Fancy indexing of resident tensors costs ~0.1 ms per batch of 512; d3rlpy's replay buffer builds
-one Python ``Transition`` per row (~5 ms, see ECOSYSTEM.md). Only ``terminated`` is stored:
+one Python ``Transition`` per row (~5 ms, see docs/ecosystem.md). Only ``terminated`` is stored:
 time-limit truncation is not the end of the MDP, so a truncated transition bootstraps.
 """
 

@@ -1,6 +1,6 @@
 """A trained SAC expert as a policy: the tanh-Gaussian actor and the two acting interfaces.
 
-``SACActor`` is the network ``ctdkit.experts`` trains (METHOD.md: MLP 256×2 on the observation,
+``SACActor`` is the network ``ctdkit.experts`` trains (docs/method.md: MLP 256×2 on the observation,
 output the pre-tanh mean and log-std of a Gaussian, ``log σ`` clamped to [-20, 2]). An expert
 file (``expert.pt``, written by ``python -m ctdkit.train_expert``) holds its weights, shapes and
 task; from it:
@@ -60,7 +60,7 @@ def mlp(
 
 
 class SACActor(nn.Module):
-    """π(a | s) = tanh(N(μ(s), σ(s)²)), the SAC actor of METHOD.md's experts."""
+    """π(a | s) = tanh(N(μ(s), σ(s)²)), the SAC actor of docs/method.md's experts."""
 
     def __init__(self, obs_dim: int, action_dim: int, hidden: Sequence[int] = (256, 256)):
         super().__init__()
