@@ -1,9 +1,10 @@
 """ctdkit: offline-RL datasets and benchmarks for multi-task Meta-World, built around
 collective transformer distillation (CTD).
 
-Data flow, one package per stage: ``envs`` -> ``policies`` -> ``collect`` -> ``data`` ->
-``encoder`` -> ``collective`` -> ``eval`` (-> ``pipeline``). The names below are the public
-API; they load lazily so that ``import ctdkit.envs`` does not pull in torch.
+Data flow, one package per stage, in :data:`STAGES` order: a stage imports only the stages
+before it (``tests/test_architecture.py`` enforces it; the README and docs repeat this order).
+The names below are the public API; they load lazily so that ``import ctdkit.envs`` does not
+pull in torch.
 """
 
 from __future__ import annotations
@@ -12,6 +13,22 @@ import importlib
 from typing import Any
 
 __version__ = "0.1.0"
+
+#: the stages of the data flow, earliest first (``dagger`` and ``student`` are planned)
+STAGES = (
+    "envs",
+    "policies",
+    "data",
+    "collect",
+    "encoder",
+    "collective",
+    "eval",
+    "experts",
+    "dagger",
+    "student",
+    "bench",
+    "pipeline",
+)
 
 _EXPORTS = {
     "CtdkitError": "ctdkit.errors",
@@ -36,7 +53,7 @@ _EXPORTS = {
     "run_pipeline": "ctdkit.pipeline",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["STAGES", "__version__", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:

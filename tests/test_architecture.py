@@ -5,10 +5,12 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from ctdkit import STAGES
+
 PACKAGE = Path(__file__).parent.parent / "ctdkit"
-#: bottom to top; shared utilities (errors, progress, cli, parallel) sit below everything
-LAYERS = ["envs", "policies", "data", "collect", "encoder", "collective", "eval"]
-LAYERS += ["experts", "bench", "pipeline"]
+#: bottom to top; shared utilities (errors, files, progress, cli, parallel) sit below everything
+LAYERS = list(STAGES)
+STAGE_ORDER = " → ".join(STAGES)
 UTILITIES = {"errors", "files", "progress", "cli", "parallel", "ray_backend"}
 
 
@@ -51,3 +53,13 @@ def test_no_stage_imports_a_later_stage():
                     or other == "__init__"
                 ), f"{relative}: unknown module {target}"
     assert violations == []
+
+
+def test_the_stage_order_is_written_once_and_repeated_verbatim():
+    """The README and the docs state the same order as ``ctdkit.STAGES``, which this test's
+    layering check uses; every existing stage package is in it."""
+    root = PACKAGE.parent
+    for document in (root / "README.md", root / "docs" / "architecture.md"):
+        assert STAGE_ORDER in document.read_text(), f"{document.name} states another order"
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert packages <= set(STAGES), f"stage packages missing from STAGES: {packages - set(STAGES)}"
