@@ -15,7 +15,6 @@ from ctdkit.encoder import (
     EncoderConfig,
     EpisodeTable,
     TrajectoryEncoder,
-    Windows,
     WindowSampler,
     gather_windows,
     latest_checkpoint,
@@ -26,6 +25,7 @@ from ctdkit.encoder.metrics import cluster_purity, knn_accuracy, linear_probe_ac
 from ctdkit.encoder.network import attention, encoder_layer
 from ctdkit.envs.observation import ACTION_DIM, OBS_DIM, OBS_GOAL
 from ctdkit.errors import CtdkitError
+from ctdkit.policies.history import Windows
 
 #: a small model so that every fit here takes well under a second
 SMALL = dict(window=6, d_model=16, n_heads=4, ffn=32, n_layers=2, batch_size=8)

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from ctdkit.data.loader import Transitions
-from ctdkit.encoder import EpisodeTable, TrajectoryEncoder, Windows, gather_windows
-from ctdkit.policies.history import EpisodeHistory
+from ctdkit.encoder import EpisodeTable, TrajectoryEncoder, gather_windows
+from ctdkit.policies.history import EpisodeHistory, Windows
 
 
 class CLSContext:
@@ -73,8 +73,7 @@ class CLSContext:
         return Windows(observations, actions, rewards, lengths)
 
     def for_history(self, history: EpisodeHistory, env_tasks: Sequence[str]) -> np.ndarray:
-        w = history.window(self.window)
-        return self.encoder.embed(Windows(w.observations, w.actions, w.rewards, w.lengths))
+        return self.encoder.embed(history.window(self.window))
 
     def state(self) -> dict[str, Any]:
         return {"mode": self.mode, "encoder": self.encoder.payload()}

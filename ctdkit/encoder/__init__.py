@@ -2,17 +2,18 @@
 
 ``EncoderConfig(...).create(device).fit(transitions, n_steps)`` trains it (self-supervised:
 masked reconstruction + InfoNCE, label-free or label-aware); ``embed(windows)`` gives task
-embeddings; :mod:`ctdkit.encoder.metrics` measures how well they separate tasks on held-out
-episodes. ``python -m ctdkit.train_encoder`` is the CLI.
+embeddings of :class:`ctdkit.policies.history.Windows`; :mod:`ctdkit.encoder.metrics`
+measures how well they separate tasks on held-out episodes. ``python -m ctdkit.train_encoder``
+is the CLI.
 """
 
 from ctdkit.encoder.config import ARCHITECTURE_FIELDS, EncoderConfig
-from ctdkit.encoder.encoder import TrajectoryEncoder, latest_checkpoint
+from ctdkit.encoder.encoder import TrajectoryEncoder
 from ctdkit.encoder.metrics import evaluate_encoders, plot_quality
+from ctdkit.encoder.persistence import latest_checkpoint
 from ctdkit.encoder.windows import (
     EpisodeSplit,
     EpisodeTable,
-    Windows,
     WindowSampler,
     gather_windows,
     split_episodes,
@@ -25,7 +26,6 @@ __all__ = [
     "EpisodeTable",
     "TrajectoryEncoder",
     "WindowSampler",
-    "Windows",
     "evaluate_encoders",
     "gather_windows",
     "latest_checkpoint",

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import ClassVar, Literal
 
 from ctdkit.envs.observation import ACTION_DIM, OBS_SLICES, validate_view
 from ctdkit.errors import CtdkitError, unknown
-
-if TYPE_CHECKING:
-    from ctdkit.encoder.encoder import TrajectoryEncoder
 
 EncoderMode = Literal["label-free", "label-aware"]
 PositivePair = Literal["episode", "window"]
@@ -100,6 +97,11 @@ class EncoderConfig:
     seed: int = 0
     """Seeds the initial weights, the episode split, window sampling, masking and dropout."""
 
+    #: the class :meth:`create` builds, bound by :mod:`ctdkit.encoder.encoder` where it is
+    #: defined (the package imports that module before any of its config is used): the config
+    #: imports no learner code, so config and learner never import each other
+    learner: ClassVar[type]
+
     def __post_init__(self) -> None:
         self.validate()
 
@@ -159,8 +161,7 @@ class EncoderConfig:
             values["state_slices"] = tuple(values["state_slices"])
         return cls(**values)
 
-    def create(self, device: str = "cpu") -> TrajectoryEncoder:
-        """Build the encoder (weights initialised from ``seed``) on ``device``."""
-        from ctdkit.encoder.encoder import TrajectoryEncoder
-
-        return TrajectoryEncoder(self, device=device)
+    def create(self, device: str = "cpu"):
+        """Build the encoder (a :class:`~ctdkit.encoder.TrajectoryEncoder`, weights initialised
+        from ``seed``) on ``device``."""
+        return self.learner(self, device=device)

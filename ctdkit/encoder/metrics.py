@@ -27,9 +27,10 @@ import torch
 
 from ctdkit.data import Transitions
 from ctdkit.encoder.encoder import TrajectoryEncoder
-from ctdkit.encoder.windows import EpisodeSplit, EpisodeTable, Windows, gather_windows
+from ctdkit.encoder.windows import EpisodeSplit, EpisodeTable, gather_windows
 from ctdkit.envs.observation import apply_view, select_slices
 from ctdkit.errors import CtdkitError
+from ctdkit.policies.history import Windows
 
 #: window lengths at which task accuracy is measured (capped at K; K is always included)
 WINDOW_LENGTHS = (1, 2, 5, 10)

@@ -1,15 +1,12 @@
-"""Windows of trajectory: the encoder's input, an episode-level split, and vectorised sampling.
+"""Where windows come from in a dataset: an episode table, an episode-level split, and
+vectorised sampling of training pairs.
 
-A window is the last ``L`` steps of one episode ending at row ``e``: observations
-``o_{e-L+1} .. o_e``, and the actions and rewards of those steps. It is left-aligned and padded
-to a common length ``T``; ``lengths`` says how many steps are real. The action and reward of the
-window's *last* step are never used (when acting at ``o_e`` they do not exist yet), so a window
-of length ``L`` carries ``L`` states and ``L - 1`` actions and rewards, the original's layout,
-and the same code builds training windows and act-time windows.
-
-Rows of an episode are contiguous and in step order in :class:`~ctdkit.data.Transitions`, so
-every window is a run of rows ``first .. first + L - 1``: sampling is a few numpy array
-operations for a whole batch, never a Python loop over windows or steps.
+A window (:class:`~ctdkit.policies.history.Windows`, the one type agents act on and the encoder
+embeds) is the last ``L`` steps of one episode ending at row ``e``. Rows of an episode are
+contiguous and in step order in :class:`~ctdkit.data.Transitions`, so every window is a run of
+rows ``first .. first + L - 1``: sampling is a few numpy array operations for a whole batch,
+never a Python loop over windows or steps, and the same code builds training windows and
+act-time windows.
 """
 
 from __future__ import annotations
@@ -17,59 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ctdkit.errors import CtdkitError
-
-Array = np.ndarray | torch.Tensor
-
-
-@dataclass
-class Windows:
-    """A batch of ``B`` left-aligned windows padded to ``T`` steps (numpy or torch arrays).
-
-    Entries past ``lengths[b]`` (and the action/reward at step ``lengths[b] - 1``) are padding:
-    they never change the embedding, whatever they contain.
-    """
-
-    observations: Array  # (B, T, obs_dim) raw observations (the encoder applies view + slices)
-    actions: Array  # (B, T, action_dim): actions[b, i] was taken at observations[b, i]
-    rewards: Array  # (B, T): reward received for actions[b, i]
-    lengths: Array  # (B,) int, 1 <= lengths <= T
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    @property
-    def padded_length(self) -> int:
-        return int(self.observations.shape[1])
-
-    def __getitem__(self, index) -> Windows:
-        return Windows(
-            self.observations[index], self.actions[index], self.rewards[index], self.lengths[index]
-        )
-
-    @classmethod
-    def single(cls, observations: Array, actions: Array, rewards: Array) -> Windows:
-        """One unpadded window from ``(L, obs_dim)``, ``(L or L-1, action_dim)``, ``(L or L-1,)``
-        arrays (e.g. the current episode so far); missing last action/reward are padded."""
-        observations = np.asarray(observations, dtype=np.float32)
-        actions = np.asarray(actions, dtype=np.float32)
-        rewards = np.asarray(rewards, dtype=np.float32).reshape(-1)
-        if observations.ndim != 2 or actions.ndim != 2:
-            raise CtdkitError(
-                f"a single window needs (steps, obs_dim) observations and (steps, action_dim) "
-                f"actions, got shapes {observations.shape} and {actions.shape}"
-            )
-        n = len(observations)
-        pad_a = np.zeros((max(n - len(actions), 0), actions.shape[1]), np.float32)
-        pad_r = np.zeros(max(n - len(rewards), 0), np.float32)
-        return cls(
-            observations[None],
-            np.concatenate([actions, pad_a])[None, :n],
-            np.concatenate([rewards, pad_r])[None, :n],
-            np.array([n]),
-        )
+from ctdkit.policies.history import Windows
 
 
 @dataclass(frozen=True)

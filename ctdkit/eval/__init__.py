@@ -9,7 +9,7 @@ from ctdkit.eval.protocols import (
     evaluate_official,
 )
 from ctdkit.eval.stats import summarize, wilson_interval
-from ctdkit.policies.history import EpisodeHistory, Window
+from ctdkit.policies.history import EpisodeHistory, Windows
 
 __all__ = [
     "PROTOCOLS",
@@ -19,7 +19,7 @@ __all__ = [
     "MetaWorldAgent",
     "RandomAgent",
     "ScriptedAgent",
-    "Window",
+    "Windows",
     "evaluate",
     "evaluate_all_goals",
     "evaluate_official",

@@ -8,7 +8,7 @@ from pathlib import Path
 from ctdkit.errors import CtdkitError, unknown
 from ctdkit.policies.agents import EvalAgent, RandomAgent, ScriptedAgent
 from ctdkit.policies.base import Policy, PolicyStep, check_finite
-from ctdkit.policies.history import EpisodeHistory, Window
+from ctdkit.policies.history import EpisodeHistory, Windows
 from ctdkit.policies.random import RandomPolicy
 from ctdkit.policies.scripted import DEFAULT_LOG_STD_FLOOR, ScriptedPolicy
 
@@ -65,7 +65,7 @@ __all__ = [
     "SACPolicy",
     "ScriptedAgent",
     "ScriptedPolicy",
-    "Window",
+    "Windows",
     "check_finite",
     "load_expert",
     "make_policy",
