@@ -78,7 +78,7 @@ def _collective_seconds(suite, data, context, critic: bool, steps: int, warmup: 
     ).create()
     learner.fit(data, warmup, context=context, progress=False)
     start = time.perf_counter()
-    learner.fit(data, warmup + steps, progress=False)
+    learner.fit(data, steps, progress=False)  # n more steps (d3rlpy's meaning)
     return (time.perf_counter() - start) / steps * 1000
 
 

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).parent.parent / "ctdkit"
 #: bottom to top; shared utilities (errors, files, progress, cli, parallel) sit below everything
 LAYERS = list(STAGES)
 STAGE_ORDER = " → ".join(STAGES)
-UTILITIES = {"errors", "files", "progress", "cli", "parallel", "ray_backend"}
+UTILITIES = {"errors", "files", "runs", "progress", "cli", "parallel", "ray_backend"}
 
 
 def _stage(module: str) -> str | None:

@@ -209,7 +209,7 @@ def test_records_of_other_settings_are_refused_on_rerun(bench, tmp_path):
     config = BenchRunConfig(
         suite="tiny", out=out, root=bench["config"].root, progress=False, dry_run=True
     )
-    with pytest.raises(CtdkitError, match=r"other settings.*--overwrite"):
+    with pytest.raises(CtdkitError, match=r"different config \(fingerprint differ\).*--overwrite"):
         run_bench(config)
     config.overwrite = True
     assert len(run_bench(config).finished) == 3
@@ -362,12 +362,12 @@ def test_oracle_conditioned_bc_sees_and_uses_the_one_hot(tiny_data):
 
 
 def test_ctd_conditioned_baseline_acts_on_the_encoder_context(bench, tiny_data):
-    from ctdkit.bench.conditioning import load_context
+    from ctdkit.bench.conditioning import run_context
     from ctdkit.policies.history import EpisodeHistory
 
     data = tiny_data
     encoder_dir = next((bench["config"].out / "encoders").iterdir())
-    context, info = load_context("ctd", data, transitions_checksum(data), encoder_dir)
+    context, info = run_context("ctd", data, transitions_checksum(data), encoder_dir)
     assert context.dim == 6 and info["steps"] == TINY.encoder_steps
     rows, next_rows = context.for_transitions(data)
     dataset = conditioned_dataset(data, rows, next_rows, "full")

@@ -78,9 +78,11 @@ def test_save_load_gives_identical_actions_and_resumes_the_same_updates(data, or
     assert loaded.step == oracle.step and loaded.config == oracle.config
     # continuing from the checkpoint = continuing the original run
     continued = CollectiveSAC.load(path)
-    first = continued.fit(data, oracle.step + 3, progress=False, log_every=1)
-    again = CollectiveSAC.load(path).fit(data, oracle.step + 3, progress=False, log_every=1)
+    first = continued.fit(data, 3, progress=False, log_every=1)
+    again = CollectiveSAC.load(path).fit(data, 3, progress=False, log_every=1)
     assert first == again
+    # d3rlpy's meaning of fit(n): n more steps from where the checkpoint was
+    assert [h["step"] for h in first] == [oracle.step + 1, oracle.step + 2, oracle.step + 3]
 
 
 def test_critic_target_starts_as_the_critic_and_td_loss_falls(data):
@@ -156,7 +158,9 @@ def test_train_collective_cli_resumes_and_its_checkpoint_evaluates(reach_push, t
     )
     first = train_collective(TrainCollectiveConfig(**base, n_steps=20, checkpoint_every=10))
     assert first.steps == 20 and first.weights.exists()
-    with pytest.raises(CtdkitError, match="already holds a run"):
+    with pytest.raises(
+        CtdkitError, match="already holds a collective run: pass --resume .*--overwrite"
+    ):
         train_collective(TrainCollectiveConfig(**base, n_steps=30))
     resumed = train_collective(TrainCollectiveConfig(**base, n_steps=30, resume=True))
     assert resumed.steps == 30 and len(resumed.history) == 1

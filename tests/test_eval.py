@@ -147,7 +147,7 @@ def test_evaluate_cli_library_writes_per_seed_files_and_resumes(tmp_path):
     assert json.loads((tmp_path / "official-seed1.json").read_text())["result"]["seed"] == 1
     again = run_evaluation(config)  # reads the saved seeds back
     assert again["tasks"] == summary["tasks"]
-    with pytest.raises(CtdkitError, match="different evaluation config"):
+    with pytest.raises(CtdkitError, match=r"different config \(episodes differ\).*another --out"):
         run_evaluation(
             EvaluateConfig(
                 tasks=("reach-v3",), seeds=(0,), episodes=3, out=tmp_path, progress=False

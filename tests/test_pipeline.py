@@ -43,7 +43,7 @@ def test_pipeline_runs_all_stages_and_a_rerun_reuses_them(tmp_path, capsys, monk
     again = run_pipeline(config)
     assert again["tasks"] == first["tasks"]
     assert time.perf_counter() - start < 10  # every stage was reused, nothing retrained
-    with pytest.raises(CtdkitError, match=r"other settings \(episodes_per_task\)"):
+    with pytest.raises(CtdkitError, match=r"different config \(episodes_per_task differ\)"):
         run_pipeline(dataclasses.replace(config, episodes_per_task=3))
 
 
@@ -61,7 +61,8 @@ def test_bad_settings_are_refused_before_anything_is_written(
     tmp_path, monkeypatch, change, message
 ):
     monkeypatch.chdir(tmp_path)
-    config = dataclasses.replace(PipelineConfig(out=Path("runs/p"), progress=False), **change)
-    with pytest.raises(CtdkitError, match=message):
-        run_pipeline(config)
+    with pytest.raises(CtdkitError, match=message):  # the config refuses itself
+        run_pipeline(
+            dataclasses.replace(PipelineConfig(out=Path("runs/p"), progress=False), **change)
+        )
     assert list(tmp_path.iterdir()) == []

@@ -234,7 +234,7 @@ def test_loading_and_training_leave_torchs_global_rng_alone(files, data):
     before = torch.get_rng_state()
     learner = CollectiveSAC.load(files / "collective.pt", device="cpu")
     CollectiveSAC.load(files / "ctd.pt", device="cpu")
-    learner.fit(data, learner.step + 3, progress=False)
+    learner.fit(data, 3, progress=False)
     CollectiveSACConfig(conditioning="none", **FAST).create().build(
         39, 4, make_context("none", data)
     )
@@ -246,7 +246,7 @@ def test_resume_is_exact_whatever_the_global_rng_does(files, data):
     for seed in (0, 99):
         learner = CollectiveSAC.load(files / "collective.pt", device="cpu")
         torch.manual_seed(seed)  # a caller's own seeding between load and fit
-        histories.append(learner.fit(data, learner.step + 3, progress=False, log_every=1))
+        histories.append(learner.fit(data, 3, progress=False, log_every=1))
     assert histories[0] == histories[1] and "critic" in histories[0][0]
 
 

@@ -36,8 +36,9 @@ from ctdkit.bench.records import (
 from ctdkit.bench.suites import Suite, get_suite
 from ctdkit.cli import quiet_d3rlpy
 from ctdkit.envs.tasks import resolve_tasks
-from ctdkit.errors import CtdkitError
+from ctdkit.errors import CtdkitError, unknown
 from ctdkit.parallel import parallel_map
+from ctdkit.runs import check_count, differences, different_config, lock_run
 
 RECORDS, MODELS, ENCODERS = "records", "models", "encoders"
 
@@ -76,6 +77,15 @@ class BenchRunConfig:
     progress: bool = True
     """Show progress bars."""
 
+    def __post_init__(self) -> None:
+        get_suite(self.suite)
+        for algo in self.algos:
+            parse_algo(algo)
+        check_count("--workers", self.workers)
+        check_count("--threads", self.threads)
+        if self.backend not in ("local", "ray"):
+            raise unknown("backend", self.backend, ("local", "ray"))
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -98,6 +108,11 @@ class RunSpec:
     @property
     def variant(self) -> str:
         return variant_name(self.episodes_per_task)
+
+    def fingerprinted(self) -> dict[str, Any]:
+        """The settings with the fingerprint a record carries (compared as one more key)."""
+        settings = self.settings()
+        return {"fingerprint": fingerprint(settings), **settings}
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -170,7 +185,7 @@ def plan(config: BenchRunConfig) -> tuple[list[RunSpec], list[Path], list[Encode
     checksum = ensure_dataset(
         suite.dataset_id, config.root, suite.recipe, config.progress, build=not config.dry_run
     )
-    pending, finished, stale = [], [], []
+    pending, finished, stale = [], [], {}
     jobs: dict[Path, EncoderJob] = {}
     for episodes in suite.variants():
         for algo in algos:
@@ -196,27 +211,35 @@ def plan(config: BenchRunConfig) -> tuple[list[RunSpec], list[Path], list[Encode
                 )
                 existing = read_record(spec.record) if spec.record.exists() else None
                 if existing is not None and existing["status"] == "ok":
-                    if existing["fingerprint"] == fingerprint(spec.settings()):
+                    recorded = {"fingerprint": existing["fingerprint"], **existing["settings"]}
+                    differ = differences(recorded, spec.fingerprinted())
+                    if not differ:
                         finished.append(spec.record)
                         continue
                     if not config.overwrite:
-                        stale.append(spec.record)
+                        stale[spec.record] = differ
                         continue
                 pending.append(spec)
                 if job is not None and not is_done(job.directory):
                     jobs[job.directory] = job
     if stale:
-        raise CtdkitError(
-            f"{len(stale)} finished record(s) were written with other settings (e.g. "
-            f"{stale[0]}): pass --overwrite to rerun them, or choose another --out"
-        )
+        first, more = next(iter(stale.items())), len(stale) - 1
+        where = f"{first[0]}" + (f" (and {more} more record(s))" if more else "")
+        raise different_config(where, first[1], resume=None, overwrite=config.overwrite)
     pending.sort(key=lambda spec: -COST.get(spec.algo.learner, 1.0))  # longest first
     return pending, finished, list(jobs.values())
 
 
 def run_bench(config: BenchRunConfig) -> BenchRunResult:
-    if config.workers < 1 or config.threads < 1:
-        raise CtdkitError("--workers and --threads must be at least 1")
+    """Plan, then train and evaluate what is not finished; OUT stays locked while it runs (a
+    dry run only reads)."""
+    if config.dry_run:
+        return _run_bench(config)
+    with lock_run(config.out, "a benchmark"):
+        return _run_bench(config)
+
+
+def _run_bench(config: BenchRunConfig) -> BenchRunResult:
     pending, finished, jobs = plan(config)
     print(
         f"suite {config.suite}: {len(pending) + len(finished)} runs ({len(finished)} finished, "
@@ -317,7 +340,7 @@ def _seed_everything(seed: int) -> None:
 
 
 def _train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
-    from ctdkit.bench.conditioning import load_context
+    from ctdkit.bench.conditioning import run_context
     from ctdkit.bench.data import select, transitions_checksum
     from ctdkit.data import load_transitions
     from ctdkit.eval import evaluate
@@ -330,7 +353,7 @@ def _train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
         raise CtdkitError(f"dataset {suite.dataset_id} changed since the run was planned")
     data = select(full, spec.tasks, spec.episodes_per_task)
     data_checksum = transitions_checksum(data)
-    context, encoder_info = load_context(
+    context, encoder_info = run_context(
         spec.algo.conditioning, data, data_checksum, spec.encoder_dir, spec.device
     )
     seconds["load"] = time.perf_counter() - clock

@@ -44,9 +44,10 @@ from ctdkit.data.store import (
 from ctdkit.envs.make import validate_max_episode_steps
 from ctdkit.envs.tasks import task_set_name
 from ctdkit.errors import CtdkitError, unknown
-from ctdkit.files import write_json_atomic
+from ctdkit.files import read_json_object
 from ctdkit.parallel import BACKENDS, parallel_map
 from ctdkit.policies import POLICY_KINDS
+from ctdkit.runs import prepare_run
 
 
 @dataclass
@@ -111,28 +112,22 @@ def _validate_expert(config: CollectConfig, tasks: tuple[str, ...]) -> None:
 
 
 def _prepare_staging(config: CollectConfig, staging: Path) -> None:
-    plan_file = staging / "plan.json"
-    plan = config.fingerprint()
-    if staging.exists() and not plan_file.exists():  # killed before its plan was written
-        shutil.rmtree(staging)
-    if staging.exists():
-        if config.resume and plan_file.exists():
-            previous = json.loads(plan_file.read_text())
-            if previous != plan:
-                changed = sorted(k for k in plan if previous.get(k) != plan[k])
-                raise CtdkitError(
-                    f"--resume: the interrupted run at {staging} used a different config "
-                    f"({', '.join(changed)} differ); rerun it unchanged or pass --overwrite"
-                )
-            return
-        if not config.overwrite and not config.resume:
-            raise CtdkitError(
-                f"an interrupted collection of {config.resolved_dataset_id()} exists at {staging}: "
-                "pass --resume to finish it or --overwrite to discard it"
-            )
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    write_json_atomic(plan_file, plan)
+    """The staging folder as a run (:mod:`ctdkit.runs`): its settings in ``run.json``, resumed
+    or discarded by the shared rules; the id's writer lock, already held, covers it."""
+    prepare_run(
+        staging,
+        config.fingerprint(),
+        resume=config.resume,
+        overwrite=config.overwrite,
+        what=f"an interrupted collection of {config.resolved_dataset_id()}",
+        legacy=_recorded_plan,
+    )
+
+
+def _recorded_plan(staging: Path) -> dict | None:
+    """The settings of a staging written before ``run.json`` (its ``plan.json``)."""
+    plan = staging / "plan.json"
+    return read_json_object(plan, str(plan)) if plan.is_file() else None
 
 
 def _mean(values: list[float]) -> float | None:

@@ -172,7 +172,10 @@ class CollectiveSAC:
         checkpoint: Path | None = None,
         checkpoint_every: int = 0,
     ) -> list[dict[str, float]]:
-        """Train until ``self.step == n_steps`` (a loaded checkpoint continues where it was)."""
+        """Train ``n_steps`` more updates (d3rlpy's meaning: a loaded checkpoint continues from
+        its step). Returns the mean losses logged every ``log_every`` steps and at the end."""
+        if n_steps < 0:
+            raise CtdkitError(f"n_steps must be non-negative, got {n_steps}")
         if self.actor is None:
             if context is None:
                 raise CtdkitError("fit needs a context model on first use")
@@ -183,18 +186,18 @@ class CollectiveSAC:
                 net.obs_norm.fit(tensors["obs"], self.config.obs_std_floor)
         history: list[dict[str, float]] = []
         running: dict[str, float] = {}
+        count, end = 0, self.step + n_steps
         with progress_bar("collective", total=n_steps, enabled=progress) as advance:
-            advance(self.step)
-            while self.step < n_steps:
+            while self.step < end:
                 losses = self.update(self._batch(tensors))
+                count += 1
                 for k, v in losses.items():
                     running[k] = running.get(k, 0.0) + v
-                if self.step % log_every == 0 or self.step == n_steps:
-                    count = log_every if self.step % log_every == 0 else self.step % log_every
+                if self.step % log_every == 0 or self.step == end:
                     history.append(
                         {"step": self.step, **{k: v / count for k, v in running.items()}}
                     )
-                    running = {}
+                    running, count = {}, 0
                 if (
                     checkpoint is not None
                     and checkpoint_every

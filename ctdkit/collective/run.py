@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,8 +13,8 @@ from ctdkit.collective.config import CollectiveSACConfig
 from ctdkit.collective.context import make_context
 from ctdkit.collective.learner import CollectiveSAC
 from ctdkit.data import load_transitions
-from ctdkit.errors import CtdkitError
-from ctdkit.files import write_json_atomic
+from ctdkit.policies.checkpoint import COLLECTIVE, read_checkpoint
+from ctdkit.runs import check_count, open_run
 
 WEIGHTS_FILE = "collective.pt"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -48,6 +48,10 @@ class TrainCollectiveConfig:
     progress: bool = True
     """Show a progress bar."""
 
+    def __post_init__(self) -> None:
+        check_count("--n-steps", self.n_steps)
+        check_count("--checkpoint-every", self.checkpoint_every, minimum=0)
+
 
 @dataclass
 class TrainCollectiveResult:
@@ -57,43 +61,64 @@ class TrainCollectiveResult:
     history: list[dict]
 
 
-def train_collective(config: TrainCollectiveConfig) -> TrainCollectiveResult:
-    start = time.perf_counter()
-    out = config.out_dir
-    checkpoint = out / CHECKPOINT_FILE
-    if out.exists() and any(out.iterdir()) and not (config.resume or config.overwrite):
-        raise CtdkitError(f"{out} already holds a run: pass --resume or --overwrite")
-    if config.overwrite and not config.resume:
-        shutil.rmtree(out, ignore_errors=True)
-    data = load_transitions(config.dataset_id, root=config.root)
-    if config.resume and checkpoint.exists():
-        learner = CollectiveSAC.load(checkpoint, device=config.device)
-        if learner.config != config.collective:
-            raise CtdkitError(f"--resume: {checkpoint} was trained with a different config")
-        context = None
-    else:
-        encoder = None
-        if config.encoder is not None:
-            from ctdkit.encoder import TrajectoryEncoder
+def settings(config: TrainCollectiveConfig) -> dict:
+    """What ``--resume`` must match (``n_steps`` may grow: a run can be extended)."""
+    return {"dataset_id": config.dataset_id, "collective": dataclasses.asdict(config.collective)}
 
-            encoder = TrajectoryEncoder.load(config.encoder, device=config.device)
-        context = make_context(config.collective.conditioning, data, encoder)
-        learner = config.collective.create(device=config.device)
-    history = learner.fit(
-        data,
-        config.n_steps,
-        context=context,
-        progress=config.progress,
-        checkpoint=checkpoint,
-        checkpoint_every=config.checkpoint_every,
+
+def _recorded(out: Path) -> dict | None:
+    """The settings of a run written before ``run.json``: its checkpoint's config."""
+    checkpoint = out / CHECKPOINT_FILE
+    return (
+        {"collective": read_checkpoint(checkpoint, COLLECTIVE)["config"]}
+        if checkpoint.is_file()
+        else None
     )
-    learner.save(checkpoint)
-    weights = out / WEIGHTS_FILE
-    learner.save(weights)
-    previous = (
-        json.loads((out / HISTORY_FILE).read_text())
-        if config.resume and (out / HISTORY_FILE).exists()
-        else []
-    )
-    write_json_atomic(out / HISTORY_FILE, previous + history)
+
+
+def train_collective(config: TrainCollectiveConfig) -> TrainCollectiveResult:
+    """Train (or resume) to ``n_steps``; the data, the encoder and the context are checked
+    before the run folder is touched."""
+    start = time.perf_counter()
+    out = Path(config.out_dir)
+    data = load_transitions(config.dataset_id, root=config.root)
+    resuming = config.resume and (out / CHECKPOINT_FILE).is_file()
+    context = None if resuming else _context(config, data)  # the checkpoint carries its own
+    with open_run(
+        out,
+        settings(config),
+        resume=config.resume,
+        overwrite=config.overwrite,
+        what="a collective run",
+        defaults={"dataset_id": config.dataset_id},  # runs recorded before run.json
+        legacy=_recorded,
+    ) as run:
+        checkpoint = run.file(CHECKPOINT_FILE)
+        if resuming:
+            learner = CollectiveSAC.load(checkpoint, device=config.device)
+        else:
+            learner = config.collective.create(device=config.device)
+        history = learner.fit(
+            data,
+            run.remaining_steps(learner.step, config.n_steps),
+            context=context,
+            progress=config.progress,
+            checkpoint=checkpoint,
+            checkpoint_every=config.checkpoint_every,
+        )
+        learner.save(checkpoint)
+        weights = run.file(WEIGHTS_FILE)
+        learner.save(weights)
+        previous = run.file(HISTORY_FILE)
+        earlier = json.loads(previous.read_text()) if run.resumed and previous.exists() else []
+        run.write_json(HISTORY_FILE, earlier + history)
     return TrainCollectiveResult(weights, learner.step, time.perf_counter() - start, history)
+
+
+def _context(config: TrainCollectiveConfig, data):
+    encoder = None
+    if config.encoder is not None:
+        from ctdkit.encoder import TrajectoryEncoder
+
+        encoder = TrajectoryEncoder.load(config.encoder, device=config.device)
+    return make_context(config.collective.conditioning, data, encoder)

@@ -3,17 +3,16 @@ side of ``python -m ctdkit.train_encoder``)."""
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ctdkit.data import load_transitions
 from ctdkit.encoder.config import EncoderConfig
-from ctdkit.encoder.encoder import TrajectoryEncoder, latest_checkpoint
+from ctdkit.encoder.encoder import TrajectoryEncoder
 from ctdkit.encoder.metrics import evaluate_encoders, plot_quality, to_json
-from ctdkit.errors import CtdkitError
+from ctdkit.encoder.persistence import latest_checkpoint
+from ctdkit.runs import Run, check_count, open_run
 
 WEIGHTS_FILE = "encoder.pt"
 METRICS_FILE = "metrics.json"
@@ -55,6 +54,11 @@ class TrainEncoderConfig:
     progress: bool = True
     """Show progress bars."""
 
+    def __post_init__(self) -> None:
+        check_count("--n-steps", self.n_steps)
+        check_count("--checkpoint-every", self.checkpoint_every, minimum=0)
+        check_count("--windows-per-episode", self.windows_per_episode)
+
     def resolved_encoder(self) -> EncoderConfig:
         return self.encoder if self.seed is None else self.encoder.replace(seed=self.seed)
 
@@ -69,59 +73,62 @@ class TrainEncoderResult:
     plot_path: Path | None = None
 
 
-def _start(config: TrainEncoderConfig, encoder_config: EncoderConfig) -> TrajectoryEncoder:
-    out = Path(config.out_dir)
-    checkpoints = out / CHECKPOINT_DIR
-    latest = latest_checkpoint(checkpoints) if checkpoints.is_dir() else None
-    if config.overwrite:
-        shutil.rmtree(checkpoints, ignore_errors=True)
-        for name in (WEIGHTS_FILE, METRICS_FILE, PLOT_FILE):
-            (out / name).unlink(missing_ok=True)
-        latest = None
-    if latest is None:
-        return encoder_config.create(config.device)
-    if not config.resume:
-        raise CtdkitError(
-            f"{out} already holds a run (checkpoint {latest.name}): pass --resume to continue it "
-            "or --overwrite to discard it"
-        )
-    encoder = TrajectoryEncoder.load(latest, device=config.device)
-    if encoder.config != encoder_config:
-        theirs, ours = encoder.config.to_dict(), encoder_config.to_dict()
-        name = next(k for k in ours if ours[k] != theirs[k])
-        raise CtdkitError(
-            f"cannot resume: the run in {out} has encoder.{name}={theirs[name]!r}, "
-            f"this command has {ours[name]!r}"
-        )
-    return encoder
+def settings(config: TrainEncoderConfig) -> dict:
+    """What ``--resume`` must match (``n_steps`` may grow: a run can be extended)."""
+    return {"dataset_id": config.dataset_id, "encoder": config.resolved_encoder().to_dict()}
+
+
+def _recorded(out: Path) -> dict | None:
+    """The settings of a run written before ``run.json``: its latest checkpoint's config."""
+    latest = latest_checkpoint(out / CHECKPOINT_DIR) if (out / CHECKPOINT_DIR).is_dir() else None
+    return None if latest is None else {"encoder": TrajectoryEncoder.load(latest).config.to_dict()}
 
 
 def train_encoder(config: TrainEncoderConfig) -> TrainEncoderResult:
     """Train (or resume) to ``n_steps``, save the weights, then write metrics and the plot."""
     encoder_config = config.resolved_encoder()
-    if config.n_steps < 0:
-        raise CtdkitError(f"n_steps must be non-negative, got {config.n_steps}")
     transitions = load_transitions(config.dataset_id, view="full", root=config.root)
-    encoder = _start(config, encoder_config)
     out = Path(config.out_dir)
-    if encoder.step > config.n_steps:
-        raise CtdkitError(
-            f"the run in {out} is already at step {encoder.step} > n_steps={config.n_steps}"
+    with open_run(
+        out,
+        settings(config),
+        resume=config.resume,
+        overwrite=config.overwrite,
+        what="an encoder run",
+        defaults={"dataset_id": config.dataset_id},  # runs recorded before run.json
+        legacy=_recorded,
+    ) as run:
+        latest = latest_checkpoint(run.file(CHECKPOINT_DIR)) if run.resumed else None
+        if latest is None:
+            encoder = encoder_config.create(config.device)
+        else:
+            encoder = TrajectoryEncoder.load(latest, device=config.device)
+        steps = run.remaining_steps(encoder.step, config.n_steps)
+        started = time.perf_counter()
+        encoder.fit(
+            transitions,
+            steps,
+            progress=config.progress,
+            checkpoint_dir=run.file(CHECKPOINT_DIR),
+            checkpoint_every=config.checkpoint_every,
         )
-    started = time.perf_counter()
-    encoder.fit(
-        transitions,
-        config.n_steps - encoder.step,
-        progress=config.progress,
-        checkpoint_dir=out / CHECKPOINT_DIR,
-        checkpoint_every=config.checkpoint_every,
-    )
-    encoder.save_checkpoint(out / CHECKPOINT_DIR)
-    seconds = time.perf_counter() - started
-    result = TrainEncoderResult(encoder.save(out / WEIGHTS_FILE), encoder.step, seconds)
-    if not config.metrics:
-        return result
+        encoder.save_checkpoint(run.file(CHECKPOINT_DIR))
+        seconds = time.perf_counter() - started
+        result = TrainEncoderResult(encoder.save(run.file(WEIGHTS_FILE)), encoder.step, seconds)
+        if config.metrics:
+            _measure(config, run, encoder, transitions, result)
+    return result
 
+
+def _measure(
+    config: TrainEncoderConfig,
+    run: Run,
+    encoder: TrajectoryEncoder,
+    transitions,
+    result: TrainEncoderResult,
+) -> None:
+    """Probe the trained encoder against the untrained one and the raw-window baseline."""
+    encoder_config = encoder.config
     encoders = {encoder_config.mode: encoder}
     if config.compare_mode:
         other = encoder_config.replace(mode=OTHER_MODE[encoder_config.mode]).create(config.device)
@@ -136,15 +143,11 @@ def train_encoder(config: TrainEncoderConfig) -> TrainEncoderResult:
     metrics = to_json(evaluation)
     metrics["run"] = {
         "steps": encoder.step,
-        "seconds_this_call": seconds,
+        "seconds_this_call": result.seconds,
         "device": str(encoder.device),
         "encoder": encoder_config.to_dict(),
         "history": encoder.history,
     }
     result.metrics = metrics
-    result.metrics_path = out / METRICS_FILE
-    temporary = result.metrics_path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(metrics, indent=2))
-    temporary.replace(result.metrics_path)
-    result.plot_path = plot_quality(evaluation, out / PLOT_FILE)
-    return result
+    result.metrics_path = run.write_json(METRICS_FILE, metrics, indent=2)
+    result.plot_path = plot_quality(evaluation, run.file(PLOT_FILE))

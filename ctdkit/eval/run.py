@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import platform
 import shlex
@@ -17,9 +16,10 @@ from ctdkit.envs.tasks import resolve_tasks, task_set_name
 from ctdkit.errors import CtdkitError
 from ctdkit.eval.protocols import EvalResult, evaluate
 from ctdkit.eval.stats import summarize
-from ctdkit.files import write_json_atomic
+from ctdkit.files import read_json_object
 from ctdkit.policies.agents import EvalAgent, RandomAgent, ScriptedAgent
 from ctdkit.progress import progress_bar
+from ctdkit.runs import check_count, check_same_settings, open_run
 
 #: default evaluation seeds: goal variations apart from those of data collection and training,
 #: which default to seed 0 (datasets, experts' runs, the pipeline)
@@ -52,6 +52,16 @@ class EvaluateConfig:
     progress: bool = True
     """Show a progress bar."""
 
+    def __post_init__(self) -> None:
+        check_count("--episodes", self.episodes)
+        if not self.seeds:
+            raise CtdkitError(
+                "--seeds is empty: give at least one evaluation seed, e.g. --seeds 100"
+            )
+        if self.agent in ("collective", "sac") and self.checkpoint is None:
+            raise CtdkitError(f"--agent {self.agent} needs --checkpoint PATH")
+        resolve_tasks(self.tasks)
+
 
 def evaluate_command(
     agent: str, checkpoint: Path, tasks: Sequence[str], seeds: Sequence[int] = HELD_OUT_SEEDS
@@ -69,8 +79,6 @@ def make_agent(config: EvaluateConfig, seed: int) -> EvalAgent:
         return ScriptedAgent(noise=config.noise, seed=seed)
     if config.agent == "random":
         return RandomAgent(seed=seed)
-    if config.checkpoint is None:
-        raise CtdkitError(f"--agent {config.agent} needs --checkpoint PATH")
     if config.agent == "sac":
         from ctdkit.policies.sac import SACAgent
 
@@ -90,43 +98,63 @@ def _fingerprint(config: EvaluateConfig) -> dict:
     }
 
 
+def _recorded(out: Path) -> dict | None:
+    """The settings of an evaluation written before ``run.json``: those its files carry."""
+    for path in sorted(out.glob("*-seed*.json")):
+        config = read_json_object(path, str(path)).get("config")
+        return config if isinstance(config, dict) else {}
+    return None
+
+
 def run_evaluation(config: EvaluateConfig) -> dict:
     """Evaluate every seed not already in ``config.out``, then write and return the summary."""
-    if config.episodes <= 0:
-        raise CtdkitError(f"--episodes must be > 0, got {config.episodes}")
-    if not config.seeds:
-        raise CtdkitError("--seeds is empty: give at least one evaluation seed, e.g. --seeds 100")
     if config.checkpoint is not None and not config.checkpoint.is_file():
         problem = "is a directory" if config.checkpoint.is_dir() else "does not exist"
         raise CtdkitError(
             f"--checkpoint {config.checkpoint} {problem}: pass the weights file "
             "(`expert.pt` of ctdkit.train_expert, `collective.pt` of ctdkit.train_collective)"
         )
-    resolve_tasks(config.tasks)
     agents = {config.seeds[0]: make_agent(config, config.seeds[0])}  # a bad checkpoint: now
-    config.out.mkdir(parents=True, exist_ok=True)
+    settings = _fingerprint(config)
     results: list[EvalResult] = []
-    with progress_bar(f"evaluate {config.agent}", len(config.seeds), config.progress) as advance:
+    with (
+        open_run(
+            config.out,
+            settings,
+            resume=None,  # a rerun always continues: finished seeds are read back
+            overwrite=None,
+            what="an evaluation",
+            legacy=_recorded,
+        ) as run,
+        progress_bar(f"evaluate {config.agent}", len(config.seeds), config.progress) as advance,
+    ):
         for seed in config.seeds:
-            path = config.out / f"{config.protocol}-seed{seed}.json"
+            name = f"{config.protocol}-seed{seed}.json"
+            path = run.file(name)
             if path.exists():
-                saved = json.loads(path.read_text())
-                if saved["config"] != _fingerprint(config):
-                    raise CtdkitError(f"{path} was written by a different evaluation config")
+                saved = read_json_object(path, str(path))
+                previous = saved.get("config")
+                check_same_settings(
+                    previous if isinstance(previous, dict) else {},
+                    settings,
+                    path,
+                    resume=None,
+                    overwrite=None,
+                )
                 results.append(EvalResult(**saved["result"]))
             else:
                 kwargs = {"num_episodes": config.episodes} if config.protocol == "official" else {}
                 agent = agents.pop(seed, None) or make_agent(config, seed)
                 result = evaluate(agent, config.tasks, config.protocol, seed, **kwargs)
-                record = {"config": _fingerprint(config), "result": dataclasses.asdict(result)}
-                write_json_atomic(path, record, indent=None)
+                record = {"config": settings, "result": dataclasses.asdict(result)}
+                run.write_json(name, record, indent=None)
                 results.append(result)
             advance(1)
-    summary = summarize(results)
-    summary |= {
-        "config": _fingerprint(config),
-        "versions": {p: version(p) for p in ("ctdkit", "metaworld", "gymnasium", "torch")},
-        "hardware": {"machine": platform.machine(), "cpus": os.cpu_count()},
-    }
-    write_json_atomic(config.out / "summary.json", summary)
+        summary = summarize(results)
+        summary |= {
+            "config": settings,
+            "versions": {p: version(p) for p in ("ctdkit", "metaworld", "gymnasium", "torch")},
+            "hardware": {"machine": platform.machine(), "cpus": os.cpu_count()},
+        }
+        run.write_json("summary.json", summary)
     return summary

@@ -1,9 +1,10 @@
 """Train one SAC expert online: episodes, updates, evaluations, checkpoints, exact resume.
 
-A run directory holds ``run.json`` (the config fingerprint), ``checkpoint.pt`` (networks,
-optimisers, temperature, replay, RNG states, counters), ``expert.pt`` (the actor alone: what
-``collect --policy sac`` and ``evaluate --agent sac`` load), ``metrics.json`` (evaluations) and
-``episodes/`` (every training episode as it was collected: the online dataset's source).
+A run directory (:mod:`ctdkit.runs`) holds ``run.json`` (the config fingerprint),
+``checkpoint.pt`` (networks, optimisers, temperature, replay, RNG states, counters),
+``expert.pt`` (the actor alone: what ``collect --policy sac`` and ``evaluate --agent sac``
+load), ``metrics.json`` (evaluations) and ``episodes/`` (every training episode as it was
+collected: the online dataset's source).
 
 Exact resume: checkpoints are taken between episodes, and each episode's env reset and warm-up
 actions derive from (env seed, task, episode index) alone, so a run continued from a checkpoint
@@ -13,9 +14,6 @@ discarded on ``--resume``.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,12 +23,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from ctdkit.collect.jobs import episode_seed
 from ctdkit.collect.rollout import rollout_episode
 from ctdkit.data.episode import EpisodeData
 from ctdkit.data.ids import parse_group_id
 from ctdkit.data.store import datasets_root
 from ctdkit.envs.make import make_env, validate_max_episode_steps
-from ctdkit.envs.tasks import stable_task_id, validate_task
+from ctdkit.envs.tasks import validate_task
 from ctdkit.errors import CtdkitError
 from ctdkit.eval.protocols import evaluate_official
 from ctdkit.experts.config import TrainExpertConfig
@@ -38,23 +37,18 @@ from ctdkit.experts.demos import collect_demos, mixed_batch
 from ctdkit.experts.online import EPISODES, episode_path, write_online_dataset
 from ctdkit.experts.replay import ReplayBuffer
 from ctdkit.experts.sac import SACLearner
+from ctdkit.files import write_json_atomic
 from ctdkit.policies.base import PolicyStep
 from ctdkit.policies.checkpoint import SAC_TRAINING, checkpoint_damaged, read_checkpoint
 from ctdkit.policies.random import RandomPolicy
 from ctdkit.policies.sac import SACAgent, actor_labels, expert_record
 from ctdkit.progress import progress_bar
+from ctdkit.runs import open_run, torch_save_atomic
 
-RUN_FILE, CHECKPOINT, EXPERT, METRICS = "run.json", "checkpoint.pt", "expert.pt", "metrics.json"
+CHECKPOINT, EXPERT, METRICS = "checkpoint.pt", "expert.pt", "metrics.json"
 
 
 DEMO_STREAM = 1  # `stream` of the demonstrations' reset seeds (training episodes: 0)
-
-
-def episode_seed(env_seed: int, task: str, index: int, stream: int = 0) -> int:
-    """Reset seed (and warm-up action seed) of training episode ``index``; another
-    ``stream`` gives seeds no training episode uses (the demonstrations')."""
-    entropy = [env_seed, stable_task_id(task), index] + ([stream] if stream else [])
-    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 @dataclass
@@ -83,12 +77,6 @@ class ExpertResult:
 def first_reaching(evaluations: list[dict[str, Any]], success: float) -> dict[str, Any] | None:
     """The first evaluation with success ≥ ``success`` (env steps, seconds), if any."""
     return next((e for e in evaluations if e["success"] >= success), None)
-
-
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 class _TrainingActor:
@@ -160,7 +148,7 @@ class ExpertTrainer:
         self.demo_success: float | None = None
         if config.demo_episodes:  # deterministic, so rebuilt rather than checkpointed
             seeds = [
-                episode_seed(config.env_seed, self.task, i, DEMO_STREAM)
+                episode_seed(config.env_seed, self.task, None, i, DEMO_STREAM)
                 for i in range(config.demo_episodes)
             ]
             self.demos, self.demo_success = collect_demos(self.env, self.task, seeds)
@@ -180,7 +168,7 @@ class ExpertTrainer:
 
     def run_episode(self) -> EpisodeData:
         """Collect one episode, updating the learner after every step past warm-up."""
-        seed = episode_seed(self.config.env_seed, self.task, self.episodes)
+        seed = episode_seed(self.config.env_seed, self.task, None, self.episodes)
         start_step, version = self.env_steps, self.learner.updates
         actor = _TrainingActor(self)
         episode = rollout_episode(self.env, actor, seed, on_step=actor.observe)
@@ -262,8 +250,7 @@ class ExpertTrainer:
     # ------------------------------------------------------------------ persistence
     def _write_metrics(self) -> None:
         path = Path(self.config.out_dir) / METRICS
-        text = json.dumps({"task": self.task, "evaluations": self.evaluations}, indent=1)
-        _write_atomic(path, lambda tmp: tmp.write_text(text))
+        write_json_atomic(path, {"task": self.task, "evaluations": self.evaluations})
 
     def expert(self) -> dict[str, Any]:
         last = self.evaluations[-1]["success"] if self.evaluations else None
@@ -293,8 +280,8 @@ class ExpertTrainer:
             "rng": self.rng.bit_generator.state,
             "expert": self.expert(),
         }
-        _write_atomic(out / CHECKPOINT, lambda tmp: torch.save(state, tmp))
-        _write_atomic(out / EXPERT, lambda tmp: torch.save(self.expert(), tmp))
+        torch_save_atomic(out / CHECKPOINT, state)
+        torch_save_atomic(out / EXPERT, self.expert())
         self._write_metrics()
 
     def restore(self) -> None:
@@ -366,63 +353,38 @@ def _validate(config: TrainExpertConfig) -> None:
             )
 
 
-def _prepare_run_dir(config: TrainExpertConfig) -> None:
-    """Refuse to mix runs: an existing run continues only with --resume and the same config."""
-    out = Path(config.out_dir)
-    run_file = out / RUN_FILE
-    fingerprint = config.fingerprint()
-    if run_file.exists():
-        if config.overwrite:
-            for name in (CHECKPOINT, EXPERT, METRICS, RUN_FILE):
-                (out / name).unlink(missing_ok=True)
-            shutil.rmtree(out / EPISODES, ignore_errors=True)
-        elif config.resume:
-            # runs recorded before a setting existed used its default
-            defaults = TrainExpertConfig(task=config.task).fingerprint()
-            previous = {**defaults, **json.loads(run_file.read_text())["fingerprint"]}
-            if previous != fingerprint:
-                changed = sorted(
-                    k for k in {*previous, *fingerprint} if previous.get(k) != fingerprint.get(k)
-                )
-                raise CtdkitError(
-                    f"--resume: the run in {out} used a different config "
-                    f"({', '.join(changed)} differ); rerun it unchanged or pass --overwrite"
-                )
-            return
-        else:
-            raise CtdkitError(
-                f"a training run exists in {out}: pass --resume to continue it or --overwrite "
-                "to discard it"
-            )
-    out.mkdir(parents=True, exist_ok=True)
-    record = json.dumps({"task": config.task, "fingerprint": fingerprint}, indent=1)
-    _write_atomic(run_file, lambda tmp: tmp.write_text(record))
-
-
 def train_expert(
     config: TrainExpertConfig, on_eval: Callable[[dict[str, Any]], None] | None = None
 ) -> ExpertResult:
-    """Train (or continue) the expert ``config`` describes; publish its replay if asked."""
+    """Train (or continue) the expert ``config`` describes; publish its replay if asked (the
+    run folder stays locked until its episodes are published)."""
     _validate(config)
-    _prepare_run_dir(config)
-    trainer = ExpertTrainer(config)
-    trainer.restore()
-    trainer.train(config.total_steps, progress=config.progress, on_eval=on_eval)
-    result = ExpertResult(
-        task=trainer.task,
-        out_dir=Path(config.out_dir),
-        env_steps=trainer.env_steps,
-        updates=trainer.learner.updates,
-        episodes=trainer.episodes,
-        seconds=trainer.seconds,
-        cpu_seconds=trainer.cpu_seconds,
-        evaluations=list(trainer.evaluations),
-        demo_success=trainer.demo_success,
-    )
-    trainer.env.close()
-    if config.dataset_id is not None:
-        summary = write_online_dataset(
-            config, trainer.episodes, trainer.env_steps, trainer.learner.updates
+    with open_run(
+        config.out_dir,
+        config.fingerprint(),
+        resume=config.resume,
+        overwrite=config.overwrite,
+        what="an expert run",
+        defaults=TrainExpertConfig(task=config.task).fingerprint(),  # settings added later
+    ):
+        trainer = ExpertTrainer(config)
+        trainer.restore()
+        trainer.train(config.total_steps, progress=config.progress, on_eval=on_eval)
+        result = ExpertResult(
+            task=trainer.task,
+            out_dir=Path(config.out_dir),
+            env_steps=trainer.env_steps,
+            updates=trainer.learner.updates,
+            episodes=trainer.episodes,
+            seconds=trainer.seconds,
+            cpu_seconds=trainer.cpu_seconds,
+            evaluations=list(trainer.evaluations),
+            demo_success=trainer.demo_success,
         )
-        result.dataset_id, result.checksum = summary.dataset_id, summary.checksum
+        trainer.env.close()
+        if config.dataset_id is not None:
+            summary = write_online_dataset(
+                config, trainer.episodes, trainer.env_steps, trainer.learner.updates
+            )
+            result.dataset_id, result.checksum = summary.dataset_id, summary.checksum
     return result

@@ -27,7 +27,8 @@ from ctdkit.encoder.run import TrainEncoderConfig, train_encoder
 from ctdkit.envs.tasks import resolve_tasks
 from ctdkit.errors import CtdkitError
 from ctdkit.eval.run import EvaluateConfig, run_evaluation
-from ctdkit.files import write_json_atomic
+from ctdkit.files import read_json_object, write_json_atomic
+from ctdkit.runs import check_count, open_run
 
 
 @dataclass
@@ -67,16 +68,18 @@ class PipelineConfig:
     progress: bool = True
     """Show progress bars."""
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         """Refuse bad settings in one line before anything is written."""
         resolve_tasks(self.tasks)
-        for name in ("episodes_per_task", "encoder_steps", "collective_steps"):
-            if getattr(self, name) <= 0:
-                raise CtdkitError(
-                    f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}"
-                )
-        if self.eval_episodes <= 0 or self.workers <= 0 or self.torch_threads <= 0:
-            raise CtdkitError("--eval-episodes, --workers and --torch-threads must be > 0")
+        for name in (
+            "episodes_per_task",
+            "encoder_steps",
+            "collective_steps",
+            "eval_episodes",
+            "workers",
+            "torch_threads",
+        ):
+            check_count(f"--{name.replace('_', '-')}", getattr(self, name))
         if not self.eval_seeds:
             raise CtdkitError("--eval-seeds is empty: give at least one seed, e.g. 100")
         if self.seed in self.eval_seeds:
@@ -92,36 +95,35 @@ class PipelineConfig:
             )
         if self.view not in ("full", "goal-hidden"):
             raise CtdkitError(f"--view must be full or goal-hidden, not {self.view!r}")
-        if self.out.exists() and not self.out.is_dir():
-            raise CtdkitError(f"--out {self.out} is a file: choose a folder")
 
 
-def _check_same_settings(config: PipelineConfig) -> None:
-    """Stages are reused only by a rerun with the same settings (never silently mixed)."""
+def settings(config: PipelineConfig) -> dict:
+    """What a rerun must match to reuse the stages (never silently mixed)."""
     ignored = ("out", "progress", "workers", "torch_threads")  # speed only, not what is computed
-    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ignored}
-    settings = json.loads(json.dumps(settings, default=str))
-    record = config.out / "pipeline.json"
-    if record.exists():
-        try:
-            previous = json.loads(record.read_text())
-        except ValueError:
-            raise CtdkitError(
-                f"{record} is corrupt: delete {config.out} or choose another --out"
-            ) from None
-        changed = sorted(k for k in settings if previous.get(k) != settings[k])
-        if changed:
-            raise CtdkitError(
-                f"{config.out} holds a pipeline run with other settings ({', '.join(changed)}): "
-                "choose another --out or delete it"
-            )
-    write_json_atomic(record, settings)
+    kept = {k: v for k, v in dataclasses.asdict(config).items() if k not in ignored}
+    return json.loads(json.dumps(kept, default=str))
+
+
+def _recorded(out: Path) -> dict | None:
+    """The settings of a pipeline run written before ``run.json`` (its ``pipeline.json``)."""
+    legacy = out / "pipeline.json"
+    return read_json_object(legacy, str(legacy)) if legacy.is_file() else None
 
 
 def run_pipeline(config: PipelineConfig) -> dict:
     """Run every stage not yet done under ``config.out``; returns the evaluation summary."""
-    config.validate()
-    _check_same_settings(config)
+    with open_run(
+        config.out,
+        settings(config),
+        resume=None,  # a rerun always continues: finished stages are reused
+        overwrite=None,
+        what="a pipeline run",
+        legacy=_recorded,
+    ):
+        return _run_stages(config)
+
+
+def _run_stages(config: PipelineConfig) -> dict:
     torch.set_num_threads(config.torch_threads)
     out = config.out
     root = out / "datasets"
