@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ctdkit.collective.context import CONDITIONINGS, ContextModel
+from ctdkit.collective.config import CONDITIONINGS
+from ctdkit.collective.context import ContextModel
 from ctdkit.envs.observation import apply_view
 from ctdkit.errors import unknown
 from ctdkit.policies.history import EpisodeHistory

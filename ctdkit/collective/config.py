@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal, get_args
+
+from ctdkit.envs.observation import validate_view
+from ctdkit.errors import CtdkitError, unknown
+
+Conditioning = Literal["ctd", "oracle", "none"]
+CONDITIONINGS: tuple[str, ...] = get_args(Conditioning)
 
 
 @dataclass
@@ -28,7 +35,7 @@ class CollectiveSACConfig:
     averaging with rate ``tau``.
     """
 
-    conditioning: Literal["ctd", "oracle", "none"] = "ctd"
+    conditioning: Conditioning = "ctd"
     """Context: CLS embedding (ctd), one-hot task id (oracle), or nothing (none)."""
     view: Literal["full", "goal-hidden"] = "full"
     """Observation view the agent sees (goal-hidden zeroes the goal slice)."""
@@ -57,7 +64,29 @@ class CollectiveSACConfig:
     seed: int = 0
     """Seeds the networks' initialisation and the batch sampling."""
 
-    def create(self, device: str = "cpu"):
-        from ctdkit.collective.learner import CollectiveSAC
+    #: the class :meth:`create` builds (``CollectiveSAC``), set by the package
+    #: ``ctdkit.collective``, which imports both: config and learner never import each other
+    learner: ClassVar[type]
 
-        return CollectiveSAC(self, device=device)
+    def __post_init__(self) -> None:
+        """Refuse settings that cannot train, with one line naming the field."""
+        if self.conditioning not in CONDITIONINGS:
+            raise unknown("conditioning mode", self.conditioning, CONDITIONINGS)
+        validate_view(self.view)
+        for width in self.hidden:
+            if width < 1:
+                raise CtdkitError(f"hidden widths must be at least 1, got {self.hidden}")
+        if self.batch_size < 1:
+            raise CtdkitError(f"batch_size must be at least 1, got {self.batch_size}")
+        for name in ("actor_lr", "critic_lr", "obs_std_floor"):
+            if not 0 < getattr(self, name) < math.inf:  # NaN fails too
+                raise CtdkitError(f"{name} must be a positive number, got {getattr(self, name)}")
+        if not 0 <= self.log_std_weight < math.inf:
+            raise CtdkitError(f"log_std_weight must be a number >= 0, got {self.log_std_weight}")
+        for name in ("gamma", "tau"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise CtdkitError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+
+    def create(self, device: str = "cpu"):
+        """The learner (a :class:`~ctdkit.collective.CollectiveSAC`) on ``device``."""
+        return self.learner(self, device=device)

@@ -12,16 +12,14 @@ history), so the two can never disagree. Modes:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Protocol
 
 import numpy as np
 
+from ctdkit.collective.config import CONDITIONINGS
 from ctdkit.data.loader import Transitions
 from ctdkit.errors import CtdkitError, unknown
 from ctdkit.policies.history import EpisodeHistory
-
-Conditioning = Literal["ctd", "oracle", "none"]
-CONDITIONINGS: tuple[str, ...] = get_args(Conditioning)
 
 
 class ContextModel(Protocol):

@@ -19,6 +19,8 @@ from ctdkit.encoder.windows import (
     split_episodes,
 )
 
+EncoderConfig.learner = TrajectoryEncoder  # what create() builds, wired where both are visible
+
 __all__ = [
     "ARCHITECTURE_FIELDS",
     "EncoderConfig",

@@ -97,9 +97,9 @@ class EncoderConfig:
     seed: int = 0
     """Seeds the initial weights, the episode split, window sampling, masking and dropout."""
 
-    #: the class :meth:`create` builds, bound by :mod:`ctdkit.encoder.encoder` where it is
-    #: defined (the package imports that module before any of its config is used): the config
-    #: imports no learner code, so config and learner never import each other
+    #: the class :meth:`create` builds (``TrajectoryEncoder``), set by the package
+    #: ``ctdkit.encoder``, which imports both: config and learner never import each other
+    #: (Python runs the package before any module in it, so it is set before any use)
     learner: ClassVar[type]
 
     def __post_init__(self) -> None:

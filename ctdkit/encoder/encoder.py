@@ -40,6 +40,3 @@ class TrajectoryEncoder(EncoderTraining, EncoderInference, EncoderPersistence):
         self._numpy_rng_state: dict | None = None  # fit's generators, kept between calls
         self._torch_rng_state: dict | None = None
         self._compiled = None  # the torch.compile-d network of embed(compile=True)
-
-
-EncoderConfig.learner = TrajectoryEncoder
