@@ -139,7 +139,7 @@ class PrecomputedContext:
         return self.model.state()
 
 
-def load_context(
+def run_context(
     conditioning: str,
     data: Transitions,
     data_checksum: str,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import shlex
-import tomllib
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,21 +15,19 @@ import tyro
 
 from ctdkit.collect import CollectConfig, collect
 from ctdkit.data import Transitions, load_datasets, to_d3rlpy
+from ctdkit.data.recipes import RECIPES_DIR, find_recipe
 from ctdkit.data.store import datasets_root
 from ctdkit.errors import CtdkitError
-
-#: the repository's dataset recipes (absent in an installed wheel: only suites with their own
-#: `recipe` can then be built)
-RECIPES_DIR = Path(__file__).resolve().parents[2] / "datasets"
 
 
 def recipe(dataset_id: str, fallback: str | None = None) -> tuple[str, str | None]:
     """The ``python -m ctdkit.collect`` command that builds ``dataset_id`` and the content
-    checksum its recipe records (None for a suite's own ``fallback`` command)."""
-    for path in sorted(RECIPES_DIR.glob("*.toml")):
-        values = tomllib.loads(path.read_text())
-        if values.get("id") == dataset_id:
-            return values["command"], values.get("content_checksum")
+    checksum its recipe records (None for a suite's own ``fallback`` command). The
+    repository's recipes are absent in an installed wheel: only suites with their own
+    ``recipe`` can then be built."""
+    found = find_recipe(dataset_id)
+    if found is not None:
+        return found["command"], found.get("content_checksum")
     if fallback is not None:
         return fallback, None
     raise CtdkitError(f"dataset {dataset_id} is absent and has no recipe in {RECIPES_DIR}")

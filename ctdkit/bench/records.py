@@ -217,7 +217,8 @@ def load_records(locations: Iterable[Path]) -> list[dict[str, Any]]:
     return records
 
 
-def _version(package: str) -> str | None:
+def installed_version(package: str) -> str | None:
+    """``package``'s installed version, None if it is not installed (optional packages)."""
     try:
         return version(package)
     except PackageNotFoundError:
@@ -241,7 +242,10 @@ def environment(device: str = "cpu") -> dict[str, Any]:
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
-        "versions": {"python": sys.version.split()[0], **{p: _version(p) for p in PACKAGES}},
+        "versions": {
+            "python": sys.version.split()[0],
+            **{p: installed_version(p) for p in PACKAGES},
+        },
         "hardware": {
             "cpu": cpu_model(),
             "logical_cpus": os.cpu_count(),

@@ -27,9 +27,14 @@ ENV_RECORD = "env.json"  # per task, beside the shards: spec and spaces of the c
 KINDS = ("data", "ref-random", "ref-expert")
 
 
-def episode_seed(seed: int, task: str, kind: str, index: int) -> int:
-    """Seed of one episode, a function of (seed, task, kind, index) only."""
-    entropy = [seed, stable_task_id(task), KINDS.index(kind), index]
+def episode_seed(seed: int, task: str, kind: str | None, index: int, stream: int = 0) -> int:
+    """Seed of one episode, a function of its arguments only: SeedSequence entropy
+    ``[seed, task id, KINDS.index(kind), index]`` for a collection's episodes; ``kind=None``
+    leaves the kind out (an expert's own training episodes, ``ctdkit.experts``); a non-zero
+    ``stream`` is appended, giving seeds no stream-0 episode uses (an expert's demonstrations).
+    The defaults give every existing dataset's seeds."""
+    entropy = [seed, stable_task_id(task)] + ([] if kind is None else [KINDS.index(kind)])
+    entropy += [index] + ([stream] if stream else [])
     return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 

@@ -1,4 +1,5 @@
-"""The collective agent's networks: a tanh-Gaussian actor and twin critics on [context, obs].
+"""The collective agent's networks: the SAC actor and twin critics of
+:mod:`ctdkit.policies.networks` on [context, standardised obs].
 
 No task id enters anywhere except through the context (a CLS embedding, a one-hot in the
 ``oracle`` mode, or nothing in the ``none`` mode).
@@ -11,7 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ctdkit.policies.sac import LOG_STD_MAX, LOG_STD_MIN, mlp  # shared with the SAC experts
+from ctdkit.policies import networks
+from ctdkit.policies.networks import TanhGaussianMLP, squashed_sample
 
 
 class Standardize(nn.Module):
@@ -31,42 +33,36 @@ class Standardize(nn.Module):
         return (x - self.mean) / self.std
 
 
-class TanhGaussianActor(nn.Module):
-    """π(a | c, s) = tanh(N(μ, σ²)); ``log σ`` clamped to [-20, 2] as in SAC."""
+class TanhGaussianActor(TanhGaussianMLP):
+    """π(a | c, s) = tanh(N(μ, σ²)) on [context, standardised obs] (the SAC actor of
+    :mod:`ctdkit.policies.networks`)."""
 
     def __init__(self, context_dim: int, obs_dim: int, action_dim: int, hidden: Sequence[int]):
-        super().__init__()
+        super().__init__(context_dim + obs_dim, action_dim, hidden)
         self.obs_norm = Standardize(obs_dim)
-        self.net = mlp(context_dim + obs_dim, hidden, 2 * action_dim)
 
     def forward(
         self, context: torch.Tensor, obs: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.cat([context, self.obs_norm(obs)], dim=-1)
-        mean, log_std = self.net(x).chunk(2, dim=-1)
-        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        return self.gaussian(torch.cat([context, self.obs_norm(obs)], dim=-1))
 
     def sample(
         self, context: torch.Tensor, obs: torch.Tensor, generator: torch.Generator
     ) -> torch.Tensor:
         """``tanh(μ + σ ε)`` with ``ε`` from ``generator`` (a CPU generator: the learner's own
         stream, so training never reads or moves torch's global RNG)."""
-        mean, log_std = self(context, obs)
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
-        return torch.tanh(mean + log_std.exp() * noise.to(mean.device))
+        return squashed_sample(*self(context, obs), generator)[0]
 
 
-class TwinCritic(nn.Module):
-    """Two independent Q(c, s, a) heads; targets use their minimum (clipped double-Q)."""
+class TwinCritic(networks.TwinCritic):
+    """The twin critics of :mod:`ctdkit.policies.networks` on [context, standardised obs,
+    action]; targets use their minimum (clipped double-Q)."""
 
     def __init__(self, context_dim: int, obs_dim: int, action_dim: int, hidden: Sequence[int]):
-        super().__init__()
-        in_dim = context_dim + obs_dim + action_dim
+        super().__init__(context_dim + obs_dim + action_dim, hidden)
         self.obs_norm = Standardize(obs_dim)
-        self.q1, self.q2 = mlp(in_dim, hidden, 1), mlp(in_dim, hidden, 1)
 
     def forward(
         self, context: torch.Tensor, obs: torch.Tensor, action: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.cat([context, self.obs_norm(obs), action], dim=-1)
-        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+        return super().forward(context, self.obs_norm(obs), action)

@@ -35,16 +35,34 @@ def manifest_toml(manifests: dict[str, dict[str, Any]], remote: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def read_recipe(recipe: Path, dataset_id: str) -> tuple[str, dict[str, Any]]:
-    """The text and parsed TOML of ``recipe``, which must be the recipe of ``dataset_id``."""
+#: the repository's dataset recipes (absent in an installed wheel)
+RECIPES_DIR = Path(__file__).resolve().parents[2] / "datasets"
+
+
+def parse_recipe(recipe: Path) -> tuple[str, dict[str, Any]]:
+    """The text and parsed TOML of ``recipe``; an unreadable file is one line."""
     try:
         text = Path(recipe).read_text()
-        parsed = tomllib.loads(text)
-    except (OSError, tomllib.TOMLDecodeError) as error:
+        return text, tomllib.loads(text)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise CtdkitError(f"cannot read recipe {recipe}: {error}") from error
+
+
+def read_recipe(recipe: Path, dataset_id: str) -> tuple[str, dict[str, Any]]:
+    """The text and parsed TOML of ``recipe``, which must be the recipe of ``dataset_id``."""
+    text, parsed = parse_recipe(recipe)
     if parsed.get("id") != dataset_id:
         raise CtdkitError(f"recipe {recipe} is not the recipe of {dataset_id} (its id differs)")
     return text, parsed
+
+
+def find_recipe(dataset_id: str, directory: Path = RECIPES_DIR) -> dict[str, Any] | None:
+    """The parsed recipe of ``dataset_id`` among ``directory``'s ``*.toml``, None if none is."""
+    for path in sorted(Path(directory).glob("*.toml")):
+        parsed = parse_recipe(path)[1]
+        if parsed.get("id") == dataset_id:
+            return parsed
+    return None
 
 
 def recipe_manifests(recipe: Path, dataset_id: str) -> dict[str, dict[str, Any]]:

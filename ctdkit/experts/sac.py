@@ -17,25 +17,9 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ctdkit.experts.config import SACConfig
-from ctdkit.policies.sac import SACActor, mlp
-
-
-class TwinCritic(nn.Module):
-    """Two independent Q(s, a) networks; targets use their minimum (clipped double-Q)."""
-
-    def __init__(
-        self, obs_dim: int, action_dim: int, hidden: tuple[int, ...], layer_norm: bool = False
-    ):
-        super().__init__()
-        self.q1 = mlp(obs_dim + action_dim, hidden, 1, layer_norm)
-        self.q2 = mlp(obs_dim + action_dim, hidden, 1, layer_norm)
-
-    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.cat([obs, action], dim=-1)
-        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+from ctdkit.policies.networks import SACActor, TwinCritic
 
 
 class SACLearner:
@@ -46,7 +30,7 @@ class SACLearner:
         with torch.random.fork_rng():  # seeded initialisation without touching global RNG
             torch.manual_seed(config.seed)
             self.actor = SACActor(obs_dim, action_dim, config.hidden)
-            self.critic = TwinCritic(obs_dim, action_dim, config.hidden, config.critic_layer_norm)
+            self.critic = TwinCritic(obs_dim + action_dim, config.hidden, config.critic_layer_norm)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)  # init from critic
         self.log_alpha = torch.tensor(math.log(config.init_temperature), requires_grad=True)
         self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)

@@ -1,9 +1,9 @@
-"""A trained SAC expert as a policy: the tanh-Gaussian actor and the two acting interfaces.
+"""A trained SAC expert as a policy: the expert file and the two acting interfaces.
 
-``SACActor`` is the network ``ctdkit.experts`` trains (docs/method.md: MLP 256×2 on the observation,
-output the pre-tanh mean and log-std of a Gaussian, ``log σ`` clamped to [-20, 2]). An expert
-file (``expert.pt``, written by ``python -m ctdkit.train_expert``) holds its weights, shapes and
-task; from it:
+The actor is :class:`~ctdkit.policies.networks.SACActor`, the network ``ctdkit.experts`` trains
+(docs/method.md: MLP 256×2 on the observation, output the pre-tanh mean and log-std of a
+Gaussian, ``log σ`` clamped to [-20, 2]). An expert file (``expert.pt``, written by
+``python -m ctdkit.train_expert``) holds its weights, shapes and task; from it:
 
 * :class:`SACPolicy` implements the single-env :class:`~ctdkit.policies.base.Policy` protocol
   (``collect --policy sac --checkpoint PATH``). Labels are the actor's own Gaussian at each
@@ -17,15 +17,12 @@ task; from it:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from ctdkit.envs.observation import ACTION_DIM, OBS_DIM
 from ctdkit.envs.tasks import validate_task
@@ -40,53 +37,9 @@ from ctdkit.policies.checkpoint import (
     resolve_device,
 )
 from ctdkit.policies.history import EpisodeHistory
+from ctdkit.policies.networks import SACActor
 
-LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 EXPERT_FORMAT = SAC_EXPERT.format
-
-
-def mlp(
-    in_dim: int, hidden: Sequence[int], out_dim: int, layer_norm: bool = False
-) -> nn.Sequential:
-    """Linear-ReLU stack ending in a linear layer (the expert's actor and critics);
-    ``layer_norm`` puts a LayerNorm between each hidden Linear and its ReLU."""
-    layers: list[nn.Module] = []
-    for width in hidden:
-        norm = [nn.LayerNorm(width)] if layer_norm else []
-        layers += [nn.Linear(in_dim, width), *norm, nn.ReLU()]
-        in_dim = width
-    layers.append(nn.Linear(in_dim, out_dim))
-    return nn.Sequential(*layers)
-
-
-class SACActor(nn.Module):
-    """π(a | s) = tanh(N(μ(s), σ(s)²)), the SAC actor of docs/method.md's experts."""
-
-    def __init__(self, obs_dim: int, action_dim: int, hidden: Sequence[int] = (256, 256)):
-        super().__init__()
-        self.obs_dim, self.action_dim, self.hidden = obs_dim, action_dim, tuple(hidden)
-        self.net = mlp(obs_dim, hidden, 2 * action_dim)
-
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pre-tanh mean ``μ`` and clamped ``log σ``."""
-        mean, log_std = self.net(obs).chunk(2, dim=-1)
-        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
-
-    def sample(
-        self, obs: torch.Tensor, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A reparameterised action ``tanh(μ + σ ε)`` and its log-probability.
-
-        ``log π(a|s) = log N(u; μ, σ) − Σ log(1 − tanh(u)²)``, the last term written as
-        ``2 (log 2 − u − softplus(−2u))`` (numerically stable at |u| large).
-        """
-        mean, log_std = self(obs)
-        std = log_std.exp()
-        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
-        u = mean + std * eps
-        gaussian = -0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)
-        squash = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
-        return torch.tanh(u), (gaussian - squash).sum(-1)
 
 
 def expert_record(actor: SACActor, task: str, extra: dict[str, Any]) -> dict[str, Any]:
