@@ -11,6 +11,7 @@ from metaworld.evaluation import evaluation
 from ctdkit.errors import CtdkitError
 from ctdkit.eval import (
     EpisodeHistory,
+    EvalResult,
     MetaWorldAgent,
     RandomAgent,
     ScriptedAgent,
@@ -36,7 +37,9 @@ def test_official_protocol_reproduces_metaworld_evaluation():
         our_returns = [e["return"] for e in ours.episodes if e["task"] == task]
         np.testing.assert_allclose(our_returns, their_returns[task])
     assert 0 < ours.success_by_task()["push-v3"] < 1  # noise makes the comparison informative
-    assert all(e["length"] <= 500 for e in ours.episodes)
+    # an episode ends early only at its first success: every failure runs Meta-World's 500 steps
+    assert all(e["length"] == 500 for e in ours.episodes if not e["success"])
+    assert any(e["length"] < 500 for e in ours.episodes if e["success"])
 
 
 def test_all_goals_covers_every_goal_once_deterministically():
@@ -124,18 +127,69 @@ def test_wilson_interval_known_values():
     assert wilson_interval(10, 10)[1] == pytest.approx(1.0)
 
 
-def test_summary_pools_seeds_and_bootstrap_brackets_the_mean():
+def test_summary_pools_seeds_per_task_and_per_seed():
     results = [
         evaluate_all_goals(
             RandomAgent(seed=s), ("drawer-close-v3",), seed=s, goals=range(3), max_episode_steps=100
         )
         for s in (0, 1)
     ]
-    summary = summarize(results)
+    summary = summarize(results, bootstrap=200)
     row = summary["tasks"]["drawer-close-v3"]
-    assert row["n"] == 6
-    low, high = summary["ci95"]
-    assert low <= summary["mean_success"] <= high
+    flags = [e["success"] for r in results for e in r.episodes]
+    assert row["n"] == 6 and row["success"] == sum(flags) / 6
+    assert row["ci95"] == list(wilson_interval(sum(flags), 6))
+    assert summary["per_seed"] == {str(r.seed): r.mean_success for r in results}
+    assert summary["mean_success"] == sum(flags) / 6 and summary["seeds"] == [0, 1]
+
+
+def _results(outcomes: dict[str, list[list[bool]]]) -> list[EvalResult]:
+    """One EvalResult per seed from per-task, per-seed success flags."""
+    tasks = tuple(outcomes)
+    seeds = len(next(iter(outcomes.values())))
+    return [
+        EvalResult(
+            "official",
+            seed,
+            tasks,
+            [
+                {"task": t, "success": flag, "return": 0.0, "length": 1}
+                for t in tasks
+                for flag in outcomes[t][seed]
+            ],
+        )
+        for seed in range(seeds)
+    ]
+
+
+def test_summary_bootstrap_equals_a_hand_computation_on_fixed_data():
+    """Stratified percentile bootstrap, written out loop by loop: per resample, each task's
+    episodes are redrawn with replacement (same generator, same order of draws), the task means
+    averaged; the CI is the 2.5th and 97.5th percentile of those averages."""
+    outcomes = {
+        "a": [[True, False, True, True, False], [True, True, False]],
+        "b": [[False, False, True, False], [False, True]],
+    }
+    summary = summarize(_results(outcomes), bootstrap=500, seed=7)
+    pooled = {t: np.array([f for seed in flags for f in seed]) for t, flags in outcomes.items()}
+    rng = np.random.default_rng(7)
+    picks = {t: rng.integers(0, len(v), size=(500, len(v))) for t, v in pooled.items()}
+    averages = []
+    for b in range(500):
+        task_means = [pooled[t][picks[t][b]].mean() for t in pooled]
+        averages.append(sum(task_means) / len(task_means))
+    low, high = np.percentile(averages, [2.5, 97.5])
+    assert summary["ci95"] == pytest.approx([low, high], abs=1e-12)
+    assert summary["mean_success"] == pytest.approx((5 / 8 + 2 / 6) / 2)
+    per_seed = {"0": (3 / 5 + 1 / 4) / 2, "1": (2 / 3 + 1 / 2) / 2}
+    assert summary["per_seed"] == pytest.approx(per_seed)
+    assert summary["tasks"]["a"] == {"success": 5 / 8, "ci95": list(wilson_interval(5, 8)), "n": 8}
+    # the interval is a real one here (not a degenerate point), and the seed is used
+    assert 0.2 < high - low < 0.8
+    assert summarize(_results(outcomes), bootstrap=500, seed=8)["ci95"] != summary["ci95"]
+    # no variance in the data: every resample is the mean itself
+    constant = summarize(_results({"a": [[True, True]], "b": [[False, False, False]]}), 100)
+    assert constant["ci95"] == [0.5, 0.5]
 
 
 def test_evaluate_cli_library_writes_per_seed_files_and_resumes(tmp_path):
