@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ctdkit.envs.make import MAX_EPISODE_STEPS
+from ctdkit.data.ids import parse_group_id
+from ctdkit.envs.make import MAX_EPISODE_STEPS, validate_max_episode_steps
 from ctdkit.envs.tasks import resolve_tasks, task_set_name
+from ctdkit.errors import CtdkitError, unknown
+from ctdkit.parallel import BACKENDS
+from ctdkit.policies import POLICY_KINDS
 from ctdkit.policies.scripted import DEFAULT_LOG_STD_FLOOR
+from ctdkit.runs import check_count
+
+#: Minari storage formats a dataset can be written in
+DATA_FORMATS = ("hdf5", "arrow")
 
 
 @dataclass
@@ -60,6 +69,26 @@ class CollectConfig:
     """Minari datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets)."""
     progress: bool = True
     """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        """Refuse a bad flag in one line before anything is read or written (the expert
+        checkpoint of ``--policy sac`` is checked by the run: it needs the disk)."""
+        self.resolved_tasks()
+        check_count("--episodes-per-task", self.episodes_per_task)
+        check_count("--workers", self.workers)
+        check_count("--ref-episodes", self.ref_episodes, minimum=0)
+        if self.policy not in POLICY_KINDS:
+            raise unknown("policy", self.policy, POLICY_KINDS)
+        if not 0.0 <= self.random_fraction <= 1.0:
+            raise CtdkitError(f"--random-fraction must be in [0, 1], got {self.random_fraction}")
+        if not 0 <= self.noise < math.inf:
+            raise CtdkitError(f"--noise must be a finite number >= 0, got {self.noise}")
+        if self.backend not in BACKENDS:
+            raise unknown("backend", self.backend, BACKENDS)
+        if self.data_format not in DATA_FORMATS:
+            raise unknown("data format", self.data_format, DATA_FORMATS)
+        validate_max_episode_steps(self.max_episode_steps)
+        parse_group_id(self.resolved_dataset_id())
 
     def resolved_tasks(self) -> tuple[str, ...]:
         return resolve_tasks(self.tasks)

@@ -41,12 +41,10 @@ from ctdkit.data.store import (
     write_dataset,
     writer_lock,
 )
-from ctdkit.envs.make import validate_max_episode_steps
 from ctdkit.envs.tasks import task_set_name
-from ctdkit.errors import CtdkitError, unknown
+from ctdkit.errors import CtdkitError
 from ctdkit.files import read_json_object
-from ctdkit.parallel import BACKENDS, parallel_map
-from ctdkit.policies import POLICY_KINDS
+from ctdkit.parallel import parallel_map
 from ctdkit.runs import prepare_run
 
 
@@ -77,26 +75,11 @@ class CollectResult:
 
 
 def _validate(config: CollectConfig) -> tuple[tuple[str, ...], GroupId]:
+    """The tasks and group of ``config`` once what needs the disk holds too (the config
+    checked its flags when it was built): a sac collection's expert checkpoint fits its tasks."""
     tasks = config.resolved_tasks()
-    if config.episodes_per_task <= 0:
-        raise CtdkitError(f"--episodes-per-task must be > 0, got {config.episodes_per_task}")
-    if config.workers <= 0:
-        raise CtdkitError(f"--workers must be > 0, got {config.workers}")
-    if config.ref_episodes < 0:
-        raise CtdkitError(f"--ref-episodes must be >= 0, got {config.ref_episodes}")
-    if config.policy not in POLICY_KINDS:
-        raise unknown("policy", config.policy, POLICY_KINDS)
-    if not 0.0 <= config.random_fraction <= 1.0:
-        raise CtdkitError(f"--random-fraction must be in [0, 1], got {config.random_fraction}")
-    if config.noise < 0 or not np.isfinite(config.noise):
-        raise CtdkitError(f"--noise must be a finite number >= 0, got {config.noise}")
     if config.policy == "sac":
         _validate_expert(config, tasks)
-    if config.backend not in BACKENDS:
-        raise unknown("backend", config.backend, BACKENDS)
-    if config.data_format not in ("hdf5", "arrow"):
-        raise unknown("data format", config.data_format, ("hdf5", "arrow"))
-    validate_max_episode_steps(config.max_episode_steps)
     return tasks, parse_group_id(config.resolved_dataset_id())
 
 

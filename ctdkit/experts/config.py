@@ -7,11 +7,17 @@ sets a nested field). Defaults are docs/method.md's "Expert SAC" numbers.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ctdkit.envs.make import MAX_EPISODE_STEPS
+from ctdkit.collect.config import DATA_FORMATS
+from ctdkit.data.ids import parse_group_id
+from ctdkit.envs.make import MAX_EPISODE_STEPS, validate_max_episode_steps
+from ctdkit.envs.tasks import validate_task
+from ctdkit.errors import CtdkitError, unknown
+from ctdkit.runs import check_count
 
 
 @dataclass
@@ -58,6 +64,27 @@ class SACConfig:
     extrapolates past the returns seen, the overestimation plain SAC shows on push-v3."""
     seed: int = 0
     """Seeds the networks, the batch sampler and the exploration noise."""
+
+    def __post_init__(self) -> None:
+        """Refuse settings SAC cannot run with, in one line naming the flag."""
+        if any(width < 1 for width in self.hidden):
+            raise CtdkitError(f"--sac.hidden widths must be at least 1, got {self.hidden}")
+        for name in ("batch_size", "buffer_size", "updates_per_step"):
+            check_count(_flag(name), getattr(self, name))
+        check_count("--sac.warmup-steps", self.warmup_steps, minimum=0)
+        for name in ("actor_lr", "critic_lr", "alpha_lr", "init_temperature"):
+            if not 0 < getattr(self, name) < math.inf:  # NaN fails too
+                raise CtdkitError(f"{_flag(name)} must be > 0, got {getattr(self, name)}")
+        for name in ("gamma", "tau"):
+            if not 0 < getattr(self, name) <= 1:
+                raise CtdkitError(f"{_flag(name)} must be in (0, 1], got {getattr(self, name)}")
+        if self.target_entropy is not None and not math.isfinite(self.target_entropy):
+            raise CtdkitError(f"--sac.target-entropy must be finite, got {self.target_entropy}")
+
+
+def _flag(name: str) -> str:
+    """The train_expert flag of a SAC setting: ``batch_size`` -> ``--sac.batch-size``."""
+    return "--sac." + name.replace("_", "-")
 
 
 @dataclass
@@ -109,6 +136,36 @@ class TrainExpertConfig:
     """Minari datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets)."""
     progress: bool = True
     """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        """Refuse what no run could do before anything is read or written (whether the
+        dataset to publish already exists is checked by the run: it needs the disk)."""
+        validate_task(self.task)
+        validate_max_episode_steps(self.max_episode_steps)
+        check_count("--total-steps", self.total_steps)
+        for flag, value in (
+            ("--eval-every", self.eval_every),
+            ("--eval-episodes", self.eval_episodes),
+            ("--checkpoint-every", self.checkpoint_every),
+            ("--demo-episodes", self.demo_episodes),
+        ):
+            check_count(flag, value, minimum=0)
+        if self.demo_episodes and not 0.0 < self.demo_fraction < 1.0:
+            raise CtdkitError(f"--demo-fraction must be in (0, 1), got {self.demo_fraction}")
+        if self.stop_at_success is not None:
+            if not 0.0 <= self.stop_at_success <= 1.0:
+                raise CtdkitError(
+                    f"--stop-at-success must be in [0, 1], got {self.stop_at_success}"
+                )
+            if self.stop_patience < 1 or not (self.eval_every and self.eval_episodes):
+                raise CtdkitError(
+                    "--stop-at-success needs --stop-patience >= 1 and periodic evaluations "
+                    "(--eval-every and --eval-episodes > 0)"
+                )
+        if self.data_format not in DATA_FORMATS:
+            raise unknown("data format", self.data_format, DATA_FORMATS)
+        if self.dataset_id is not None:
+            parse_group_id(self.dataset_id)
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that determine the training stream; ``--resume`` must match them.
