@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -159,11 +160,19 @@ def test_train_collective_cli_resumes_and_its_checkpoint_evaluates(reach_push, t
     first = train_collective(TrainCollectiveConfig(**base, n_steps=20, checkpoint_every=10))
     assert first.steps == 20 and first.weights.exists()
     with pytest.raises(
-        CtdkitError, match="already holds a collective run: pass --resume .*--overwrite"
+        CtdkitError, match=r"already holds a collective run: pass --resume .*--overwrite"
     ):
         train_collective(TrainCollectiveConfig(**base, n_steps=30))
+    (tmp_path / "run" / "run.json").unlink()  # a run from before run.json: its checkpoint speaks
+    changed = {
+        **base,
+        "collective": CollectiveSACConfig(conditioning="oracle", **{**FAST, "seed": 1}),
+    }
+    with pytest.raises(CtdkitError, match=r"different config \(collective\.seed differ\)"):
+        train_collective(TrainCollectiveConfig(**changed, n_steps=30, resume=True))
     resumed = train_collective(TrainCollectiveConfig(**base, n_steps=30, resume=True))
-    assert resumed.steps == 30 and len(resumed.history) == 1
+    assert resumed.steps == 30 and len(resumed.history) == 1  # n_steps - step more: 10
+    assert json.loads((tmp_path / "run" / "history.json").read_text())[-1]["step"] == 30
     summary = run_evaluation(
         EvaluateConfig(
             agent="collective",

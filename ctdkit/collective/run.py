@@ -69,11 +69,10 @@ def settings(config: TrainCollectiveConfig) -> dict:
 def _recorded(out: Path) -> dict | None:
     """The settings of a run written before ``run.json``: its checkpoint's config."""
     checkpoint = out / CHECKPOINT_FILE
-    return (
-        {"collective": read_checkpoint(checkpoint, COLLECTIVE)["config"]}
-        if checkpoint.is_file()
-        else None
-    )
+    if not checkpoint.is_file():
+        return None
+    config = read_checkpoint(checkpoint, COLLECTIVE).get("config")
+    return {"collective": config if isinstance(config, dict) else {}}
 
 
 def train_collective(config: TrainCollectiveConfig) -> TrainCollectiveResult:
