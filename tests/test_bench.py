@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 import shutil
@@ -86,7 +87,17 @@ def _copy_records(bench, tmp_path) -> Path:
 
 
 # ------------------------------------------------------------------------------ end to end
-def test_tiny_suite_writes_one_complete_record_per_run(bench):
+def _rows_sha256(data) -> str:
+    """The subset checksum recomputed here with hashlib: the task list and view, then every
+    array (name, dtype, shape, bytes) in name order."""
+    h = hashlib.sha256(f"{'|'.join(data.tasks)}|{data.view}".encode())
+    for name, array in sorted(data.arrays().items()):
+        array = np.ascontiguousarray(array)
+        h.update(f"{name}|{array.dtype.str}|{array.shape}|".encode() + array.tobytes())
+    return h.hexdigest()
+
+
+def test_tiny_suite_writes_one_complete_record_per_run(bench, tiny_data):
     from ctdkit.data import load_datasets
 
     records = _records(bench)
@@ -97,6 +108,7 @@ def test_tiny_suite_writes_one_complete_record_per_run(bench):
         ("ctd", 1),
     ]
     checksum = load_datasets(TINY.dataset_id, bench["config"].root).checksum
+    subset = _rows_sha256(tiny_data)  # the tiny suite trains on every row
     for record in records:
         assert record["status"] == "ok", record.get("traceback")
         assert set(record["success_by_task"]) == {"reach-v3", "push-v3"}
@@ -104,7 +116,8 @@ def test_tiny_suite_writes_one_complete_record_per_run(bench):
             np.mean(list(record["success_by_task"].values()))
         )
         assert record["dataset"]["checksum"] == checksum
-        assert len(record["dataset"]["subset_checksum"]) == 64
+        assert record["dataset"]["subset_checksum"] == subset
+        assert record["dataset"]["rows"] == len(tiny_data) == 2 * 4 * 60
         assert record["settings"]["n_steps"] == TINY.n_steps and record["steps"] == TINY.n_steps
         assert record["eval"]["seeds"] == [TINY.eval_seed_base + record["seed"]]
         assert record["versions"]["torch"] and record["versions"]["d3rlpy"] == "2.8.0"
@@ -117,6 +130,7 @@ def test_tiny_suite_writes_one_complete_record_per_run(bench):
 
 
 def test_leaderboard_numbers_equal_a_hand_computation(bench):
+    from rliable import library as rly
     from rliable import metrics
 
     records = _records(bench)
@@ -132,7 +146,14 @@ def test_leaderboard_numbers_equal_a_hand_computation(bench):
         scores = matrix(algo)
         assert row["mean"][0] == pytest.approx(scores.mean())
         assert row["iqm"][0] == pytest.approx(scipy.stats.trim_mean(scores, 0.25, axis=None))
-        assert row["mean"][1] <= row["mean"][0] <= row["mean"][2]
+        np.random.seed(0)  # the leaderboard's bootstrap seed, through rliable itself
+        _, reference = rly.get_interval_estimates(
+            {algo: scores},
+            lambda x: np.array([metrics.aggregate_mean(x)]),
+            reps=REPS,
+            random_state=np.random.RandomState(0),
+        )
+        assert row["mean"][1:] == pytest.approx(reference[algo][:, 0].tolist())
         assert row["success_by_task"] == pytest.approx(
             dict(zip(tasks, scores.mean(axis=0), strict=True))
         )
@@ -308,7 +329,20 @@ def test_rliable_aggregates_of_known_scores():
     assert np.array_equal(first["low"], again["low"]) and not np.array_equal(
         first["low"], other["low"]
     )
-    assert first["low"][0] <= 0.55 <= first["high"][0]
+    # rliable's own bootstrap of its own IQM and mean, on the same seed: the same interval
+    np.random.seed(0)
+    _, reference = rly.get_interval_estimates(
+        {"a": known},
+        lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]),
+        reps=500,
+        random_state=np.random.RandomState(0),
+    )
+    np.testing.assert_allclose([first["low"][:2], first["high"][:2]], reference["a"], rtol=1e-12)
+    # and a stratified percentile bootstrap by hand (runs redrawn within each task) agrees
+    draws = np.random.default_rng(0).integers(0, 3, size=(4000, 3, 4))
+    by_hand = [iqm(known[d, np.arange(4)]) for d in draws]
+    low, high = np.percentile(by_hand, [2.5, 97.5])
+    assert (first["low"][0], first["high"][0]) == pytest.approx((low, high), abs=0.02)
     constant = interval_estimates({"c": np.full((3, 4), 0.7)}, row_statistics, 100, seed=0)["c"]
     assert constant["low"][0] == pytest.approx(0.7) and constant["high"][0] == pytest.approx(0.7)
 

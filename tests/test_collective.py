@@ -184,7 +184,13 @@ def test_train_collective_cli_resumes_and_its_checkpoint_evaluates(reach_push, t
             progress=False,
         )
     )
-    assert 0.0 <= summary["mean_success"] <= 1.0 and summary["tasks"]["reach-v3"]["n"] == 1
+    # the CLI's numbers are those of its checkpoint evaluated here, episode for episode
+    from ctdkit.eval import evaluate_official
+
+    again = evaluate_official(CollectiveAgent(CollectiveSAC.load(first.weights)), "reach-v3", 3, 1)
+    assert summary["mean_success"] == again.mean_success and summary["tasks"]["reach-v3"]["n"] == 1
+    saved = json.loads((tmp_path / "eval" / "official-seed3.json").read_text())
+    assert saved["result"]["episodes"] == again.episodes
     with pytest.raises(CtdkitError, match="needs --checkpoint"):
         run_evaluation(EvaluateConfig(agent="collective", out=tmp_path / "e2", progress=False))
 

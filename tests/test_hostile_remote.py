@@ -95,7 +95,14 @@ def _drop_spaces(metadata):
 
 def test_genuine_metadata_passes(small):
     for task in small.tasks:
-        check_dataset_metadata(small.root / task.dataset_id, task.dataset_id)
+        folder = small.root / task.dataset_id
+        check_dataset_metadata(folder, task.dataset_id)
+        # what it passed is what ctdkit writes: its own id and its string entry point
+        metadata = json.loads((folder / "data" / "metadata.json").read_text())
+        assert metadata["dataset_id"] == task.dataset_id
+        spec = json.loads(metadata["env_spec"])
+        assert spec["entry_point"] == "ctdkit.envs.make:build_metaworld_env"
+        assert spec["kwargs"]["task"] == task.task
 
 
 def _set(key, value):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from metaworld.policies import ENV_POLICY_MAP
 
 from ctdkit.collect import rollout_episode
 from ctdkit.envs import make_env
@@ -23,9 +24,12 @@ def _obs():
 
 
 def test_noise_free_expert_acts_its_label_with_finite_floor_log_std():
-    step = ScriptedPolicy("push-v3").act(_obs())
+    obs = _obs()
+    step = ScriptedPolicy("push-v3").act(obs)
     np.testing.assert_array_equal(step.action, step.mean)
-    assert step.action.dtype == np.float32 and np.all(np.abs(step.action) <= 1)
+    controller = ENV_POLICY_MAP["push-v3"]()  # Meta-World's own controller, clipped to the box
+    expected = np.clip(controller.get_action(obs), -1.0, 1.0).astype(np.float32)
+    assert step.action.dtype == np.float32 and np.array_equal(step.action, expected)
     np.testing.assert_allclose(step.log_std, DEFAULT_LOG_STD_FLOOR)
     assert np.all(np.isfinite(step.log_std))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import tomllib
 from pathlib import Path
@@ -44,7 +45,11 @@ def test_recipe_command_parses_to_its_own_id(path):
     assert config.resolved_dataset_id() == recipe["id"]
     assert config.resolved_tasks() == MT10 and set(recipe["success"]) == set(MT10)
     assert recipe["episodes"] == 10 * config.episodes_per_task
-    assert len(recipe["content_checksum"]) == 64
+    others = {
+        tomllib.loads(other.read_text())["content_checksum"] for other in RECIPES if other != path
+    }  # a sha256 in hex, and not one copied from another recipe
+    assert re.fullmatch("[0-9a-f]{64}", recipe["content_checksum"])
+    assert recipe["content_checksum"] not in others
     mean = sum(recipe["success"].values()) / len(recipe["success"])
     assert mean == pytest.approx(recipe["mean_success"], abs=1e-3)
 
@@ -83,7 +88,14 @@ def test_recipe_manifest_belongs_to_its_dataset(path):
         (task, recipe["manifest"][member]["content_checksum"]) for task, member in members.items()
     )
     assert combined == recipe["content_checksum"]
+    hashes, total = set(), 0
     for manifest in recipe["manifest"].values():
         files = manifest["files"]
         assert {"data/metadata.json"} < set(files)
-        assert all(len(f["sha256"]) == 64 and f["size"] > 0 for f in files.values())
+        for file in files.values():
+            assert re.fullmatch("[0-9a-f]{64}", file["sha256"]) and file["size"] > 0, file
+            hashes.add(file["sha256"])
+            total += file["size"]
+    # every published file is a different file, and together they are the recorded size
+    assert len(hashes) == sum(len(m["files"]) for m in recipe["manifest"].values())
+    assert total / 1e6 == pytest.approx(recipe["size_mb"], rel=0.02)
