@@ -32,9 +32,10 @@ import torch
 import tyro
 from torch import nn
 
-from ctdkit.encoder import EncoderConfig, TrajectoryEncoder, Windows
+from ctdkit.encoder import EncoderConfig, TrajectoryEncoder
 from ctdkit.encoder.network import TrajectoryTransformer
 from ctdkit.envs.observation import OBS_DIM
+from ctdkit.policies.history import Windows
 
 #: profiler op names that identify the attention implementation
 ATTENTION_OPS = ("attention", "_transformer_encoder_layer_fwd", "_masked_softmax", "bernoulli")
