@@ -1,7 +1,8 @@
 """Encoder throughput, side by side in one run: ``TrajectoryEncoder.embed`` vs. a naive
 reference reproducing the original's forward, on the same weights and inputs.
 
-    python benchmarks/encoder_throughput.py                         # CPU, 1 thread
+    python benchmarks/encoder_throughput.py --bf16 \\
+        --json-out benchmarks/leaderboard/throughput/encoder-cpu-k20.json   # CPU, 1 thread
     python benchmarks/encoder_throughput.py --threads 2 --compile   # + torch.compile variant
     python benchmarks/encoder_throughput.py --device cuda --bf16 --batch-sizes 1 256 4096 65536
 
@@ -11,23 +12,26 @@ embeddings, tokens interleaved ``s0, a0, r0, ..., s19`` with CLS last (59 tokens
 ``no_grad``, float32. Its parameters are copied from the encoder, and both outputs are checked
 equal (within a tolerance) before anything is timed. Windows are full length (the reference
 cannot take shorter ones). ``embed`` is timed end to end from numpy windows on CPU (input
-checks included), from device-resident tensors on CUDA. Threads are pinned and reported; the
-attention kernels each path actually runs are read from the torch profiler and printed.
+checks included), from device-resident tensors on CUDA. The attention kernels each path
+actually runs are read from the torch profiler and printed.
+
+Per batch size the rows (reference, ours, variants) are timed interleaved: ``repeats`` rounds,
+each row once per round (order rotated), a sample being as many calls as last at least
+``seconds_per_sample``; each ratio is taken within a round. Median and spread, the thread
+setting (pinned), the load average and the command go to ``--json-out``;
+``benchmarks/render_figures.py`` writes the docs' figures from that file.
 """
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported; --threads overrides
-
 import json
-import platform
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import timing  # before torch: pins OMP_NUM_THREADS
 import torch
 import tyro
 from torch import nn
@@ -49,8 +53,10 @@ class Args:
     """Torch intra-op threads (pinned; also OMP_NUM_THREADS)."""
     batch_sizes: tuple[int, ...] = (1, 256, 4096)
     """Windows per call."""
-    min_seconds: float = 2.0
-    """Time each measurement for at least this long (best of repeats)."""
+    repeats: int = 5
+    """Rounds per batch size (every row once per round, interleaved)."""
+    seconds_per_sample: float = 0.5
+    """Each timed sample repeats its call until it lasts at least this long."""
     bf16: bool = False
     """Also time embed under bfloat16 autocast."""
     compile: bool = False
@@ -129,18 +135,24 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def windows_per_second(call, batch: int, device: torch.device, min_seconds: float) -> float:
+def sampler(call, batch: int, device: torch.device, seconds: float):
+    """A function timing ``calls`` calls of ``call`` (enough to last ``seconds``, measured on a
+    warm call) and returning windows per second."""
     call()  # warm-up (and compile)
     synchronize(device)
-    best = float("inf")
-    spent, repeats = 0.0, 0
-    while spent < min_seconds or repeats < 3:
+    start = time.perf_counter()
+    call()
+    synchronize(device)
+    calls = max(1, math.ceil(seconds / (time.perf_counter() - start)))
+
+    def sample() -> float:
         start = time.perf_counter()
-        call()
+        for _ in range(calls):
+            call()
         synchronize(device)
-        elapsed = time.perf_counter() - start
-        best, spent, repeats = min(best, elapsed), spent + elapsed, repeats + 1
-    return batch / best
+        return batch * calls / (time.perf_counter() - start)
+
+    return sample
 
 
 def attention_ops(call) -> list[str]:
@@ -153,16 +165,14 @@ def attention_ops(call) -> list[str]:
     return sorted(n for n in names if any(op in n for op in ATTENTION_OPS))
 
 
-def hardware(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    with open("/proc/cpuinfo") as cpuinfo:
-        model = next((line.split(":")[1].strip() for line in cpuinfo if "model name" in line), "")
-    return f"{model or platform.processor()} ({os.cpu_count()} logical CPUs)"
+def hardware(device: torch.device) -> str | None:
+    """The GPU's name on CUDA (the CPU is in the run's conditions)."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else None
 
 
 def main(args: Args) -> dict:
-    torch.set_num_threads(args.threads)
+    threads = timing.pin_threads(args.threads)
+    record = timing.conditions(threads)
     device = torch.device(args.device)
     config = args.encoder
     encoder: TrajectoryEncoder = config.create(device=device)
@@ -173,8 +183,9 @@ def main(args: Args) -> dict:
             getattr(encoder.network, f"{name}_std").uniform_(0.5, 2.0)
     reference = OriginalEncoder(encoder.network).copy_from(encoder.network).to(device).eval()
     print(
-        f"torch {torch.__version__}; device {device} = {hardware(device)}; "
-        f"threads {torch.get_num_threads()} (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')})"
+        f"torch {torch.__version__}; device {device} = {hardware(device) or record['hardware']}; "
+        f"threads {threads} (OMP_NUM_THREADS={record['omp_num_threads']}); "
+        f"load average {record['load_average_start']}"
     )
     print(f"encoder: K={config.window} d={config.d_model} layers={config.n_layers} "
           f"heads={config.n_heads} ffn={config.ffn} embedding={config.embedding_dim}")  # fmt: skip
@@ -228,36 +239,50 @@ def main(args: Args) -> dict:
         print(f"attention ops, training step (attention_dropout {label}):",
               ", ".join(attention_ops(step)))  # fmt: skip
 
-    rows = []
+    rows, spread = [], []
     for batch in args.batch_sizes:
         windows, tensors = make_windows(batch)
-        with torch.no_grad():
-            ref_rate = windows_per_second(
-                lambda tensors=tensors: reference(*tensors), batch, device, args.min_seconds
-            )
-        row = {"batch": batch, "reference": ref_rate}
+
+        @torch.no_grad()
+        def run_reference(tensors=tensors):
+            return reference(*tensors)
+
+        calls = {"reference": run_reference}
         for name, options in variants.items():
-            row[name] = windows_per_second(
-                lambda windows=windows, options=options: encoder.embed(
-                    windows, normalize=False, **options
-                ),
-                batch,
-                device,
-                args.min_seconds,
+            calls[name] = lambda windows=windows, options=options: encoder.embed(
+                windows, normalize=False, **options
             )
-        rows.append(row)
-        ratios = "  ".join(
-            f"{name} {row[name]:>10.0f}/s ({row[name] / ref_rate:.2f}x)" for name in variants
+        samplers = {
+            name: sampler(call, batch, device, args.seconds_per_sample)
+            for name, call in calls.items()
+        }
+        print(f"batch {batch}:", flush=True)
+        samples = timing.interleaved(samplers, args.repeats)
+        summaries = {name: timing.summary(rates) for name, rates in samples.items()}
+        ratios = {
+            f"{name} / reference": timing.paired_ratio(samples[name], samples["reference"])
+            for name in variants
+        }
+        rows.append({"batch": batch, **{name: s["median"] for name, s in summaries.items()}})
+        spread.append({"batch": batch, "rows": summaries, "ratios": ratios})
+        line = "  ".join(
+            f"{name} {s['median']:.2f}x [{s['min']:.2f}, {s['max']:.2f}]"
+            for name, s in ratios.items()
         )
-        print(f"batch {batch:>6}: reference {ref_rate:>10.0f}/s  {ratios}", flush=True)
+        print(f"batch {batch:>6}: reference {summaries['reference']['median']:>10.0f}/s  {line}")
     result = {
+        "benchmark": "encoder_throughput",
+        **record,
+        "load_average_end": timing.load_average(),
         "device": str(device),
-        "hardware": hardware(device),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
+        "hardware": hardware(device) or record["hardware"],
         "config": config.to_dict(),
         "max_abs_error": error,
+        "repeats": args.repeats,
+        "seconds_per_sample": args.seconds_per_sample,
+        # medians per row (the leaderboard's throughput table reads these)
         "windows_per_second": rows,
+        "spread": spread,
     }
     if args.json_out is not None:
         args.json_out.write_text(json.dumps(result, indent=2))

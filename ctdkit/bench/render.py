@@ -248,6 +248,12 @@ def load_throughput(paths: Iterable[Path]) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
+def _encoder_ratio(row: dict[str, Any], paired: dict[str, Any], variant: str) -> float:
+    """``variant / reference``: the median of the per-round ratios where the run has them."""
+    ratio = paired.get(f"{variant} / reference")
+    return ratio["median"] if ratio else row[variant] / row["reference"]
+
+
 def render_throughput(throughput: dict[str, list[dict[str, Any]]]) -> list[str]:
     lines: list[str] = []
     if throughput.get("encoder"):
@@ -271,10 +277,14 @@ def render_throughput(throughput: dict[str, list[dict[str, Any]]]) -> list[str]:
                 + " | ".join(f"{v} / reference" for v in variants if v != "reference") + " |",
                 "|---|" + "---|" * (2 * len(variants) - 1),
             ]  # fmt: skip
+            # interleaved runs record each ratio per round: their median, as the docs quote it
+            paired = {s["batch"]: s["ratios"] for s in run.get("spread", [])}
             for row in run["windows_per_second"]:
                 rates = " | ".join(f"{row[v]:.0f}" for v in variants)
                 ratios = " | ".join(
-                    f"{row[v] / row['reference']:.2f}×" for v in variants if v != "reference"
+                    f"{_encoder_ratio(row, paired.get(row['batch'], {}), v):.2f}×"
+                    for v in variants
+                    if v != "reference"
                 )
                 lines.append(f"| {row['batch']} | {rates} | {ratios} |")
             lines.append("")
