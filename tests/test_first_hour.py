@@ -96,14 +96,12 @@ def test_a_kill_between_member_renames_never_leaves_half_a_group(tmp_path):
     resumed_root = tmp_path / "resumed"
     shutil.copytree(root, resumed_root)
 
-    # any reader of the group finishes the journalled publish first: the whole group is there
-    group = load_datasets("kill/g-v0", root=root)
-    assert [task for task, _ in group] == ["reach-v3", "push-v3"]
-    assert group.checksum == reference.checksum
-    assert _visible(root) == ["kill/g/push-v0", "kill/g/reach-v0"]
-    assert not (root / STAGING_DIRNAME / "kill__g-v0").exists()
+    # any reader of the group undoes the uncommitted publish first: none of the group is there
+    with pytest.raises(CtdkitError, match="kill/g-v0"):
+        load_datasets("kill/g-v0", root=root)
+    assert _visible(root) == []
 
-    # --resume of the killed command does the same and reports the group
+    # --resume of the killed command publishes the whole group, as an uninterrupted run did
     resumed = collect(
         CollectConfig(**SMALL, root=resumed_root, dataset_id="kill/g-v0", resume=True)
     )
@@ -111,19 +109,22 @@ def test_a_kill_between_member_renames_never_leaves_half_a_group(tmp_path):
     assert [(t.task, t.episodes, t.success_rate) for t in resumed.tasks] == [
         (t.task, t.episodes, t.success_rate) for t in reference.tasks
     ]
+    assert _visible(resumed_root) == ["kill/g/push-v0", "kill/g/reach-v0"]
     assert read_group_metadata(resumed_root, "kill/g", 0)["content_checksum"] == reference.checksum
+    assert not any((resumed_root / STAGING_DIRNAME).iterdir())
 
 
-def test_an_overwrite_killed_mid_swap_keeps_one_whole_group(tmp_path):
+def test_an_overwrite_killed_mid_swap_keeps_the_old_group_whole(tmp_path):
     root = tmp_path / "root"
     old = collect(CollectConfig(**SMALL, root=root, dataset_id="kill/g-v0", seed=1))
-    # killed after the old reach copy was moved aside, before the new one is in place
-    assert _collect_killed_at(root, "/replaced/kill/g/reach-v0", overwrite=True) == -signal.SIGKILL
-    assert not (root / "kill/g/reach-v0").exists()
-    new = load_datasets("kill/g-v0", root=root)
-    reference = collect(CollectConfig(**SMALL, root=tmp_path / "straight", dataset_id="kill/g-v0"))
-    assert new.checksum == reference.checksum != old.checksum
+    # killed after the new reach copy is in and the old one aside, before push is swapped
+    assert _collect_killed_at(root, "/kill/g/reach-v0", overwrite=True) == -signal.SIGKILL
+    assert (root / STAGING_DIRNAME / "kill__g-v0" / "old" / "kill/g/reach-v0").exists()
+    again = load_datasets("kill/g-v0", root=root)  # the swap is undone: the old group, whole
+    assert again.checksum == old.checksum
     assert _visible(root) == ["kill/g/push-v0", "kill/g/reach-v0"]
+    new = collect(CollectConfig(**SMALL, root=root, dataset_id="kill/g-v0", overwrite=True))
+    assert load_datasets("kill/g-v0", root=root).checksum == new.checksum != old.checksum
 
 
 def test_a_second_writer_of_the_same_id_is_stopped_and_resume_works_after_kill(tmp_path):

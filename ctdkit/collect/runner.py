@@ -18,6 +18,7 @@ import json
 import shutil
 import time
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 
 import minari
@@ -34,9 +35,10 @@ from ctdkit.data.store import (
     CTDKIT_METADATA_KEY,
     RecordedEnv,
     datasets_root,
-    finish_publish,
+    group_records,
     minari_root,
     publish_group,
+    recover_group,
     staging_dir,
     write_dataset,
     writer_lock,
@@ -165,7 +167,7 @@ def assemble_task(job: AssembleJob) -> TaskSummary:
         "max_episode_steps": config.max_episode_steps,
         "ref_episodes": config.ref_episodes,
         "ctdkit_version": ctdkit.__version__,
-        "metaworld_version": _version("metaworld"),
+        "metaworld_version": version("metaworld"),
         "command": command_line(config),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -192,7 +194,7 @@ def assemble_task(job: AssembleJob) -> TaskSummary:
             ref_min_score=ref_min,
             ref_max_score=ref_max,
             extra_metadata=extra,
-            requirements=[f"metaworld=={_version('metaworld')}", f"ctdkit=={ctdkit.__version__}"],
+            requirements=[f"metaworld=={version('metaworld')}", f"ctdkit=={ctdkit.__version__}"],
         )
     return TaskSummary(
         task=task,
@@ -208,12 +210,6 @@ def assemble_task(job: AssembleJob) -> TaskSummary:
 
 
 _ALGORITHM_NAMES = {"scripted": "metaworld-scripted", "random": "random", "sac": "sac-expert"}
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import version
-
-    return version(package)
 
 
 def command_line(config: CollectConfig) -> str:
@@ -279,7 +275,8 @@ def _collect_locked(
     staging: Path,
     start: float,
 ) -> CollectResult:
-    if finish_publish(staging, root) and config.resume:  # killed while publishing: done now
+    # killed while publishing: undone (finish with --resume) or completed (nothing left to do)
+    if recover_group(staging, root) == "completed" and config.resume:
         return _published_result(group, tasks, root, start)
     existing = [i for i in dataset_ids if (root / i).exists()]
     if existing and not config.overwrite:
@@ -334,8 +331,9 @@ def _collect_locked(
         staging,
         dataset_ids,
         root,
+        records=group_records(group.namespace, group.version, entry),
         overwrite=config.overwrite,
-        group=(group.namespace, group.version, entry),
+        source="minari",
     )
     result.seconds = time.perf_counter() - start
     return result

@@ -21,9 +21,10 @@ checked by sha256, by :func:`ctdkit.data.trust.check_dataset_metadata` (before M
 metadata) and by its content checksum, and only when every member passed do they move into the
 datasets root, followed by the group record. A failure leaves the cache as it was.
 
-Writers hold an OS lock (:func:`ctdkit.files.exclusive_lock`) per dataset, so a second process
-stops with a one-line message. Moves are journaled: a run killed half-way is undone (or, once
-committed, completed) by the next run of the same download or any publish to that remote.
+Writers hold the OS lock of each id (:func:`ctdkit.data.store.writer_lock`, the one collect holds
+too), so a second process stops with a one-line message. Members move into place through the
+one group writer, :func:`ctdkit.data.store.publish_group`: a run killed half-way is undone (or,
+once committed, completed) by the next command that writes or reads that id.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import contextlib
 import hashlib
 import http.client
 import io
-import os
 import re
 import shutil
 import time
@@ -48,13 +48,22 @@ from minari.storage.remotes.cloud_storage import CloudStorage
 
 from ctdkit.data.checksum import content_checksum
 from ctdkit.data.ids import parse_group_id, split_version
-from ctdkit.data.store import CTDKIT_METADATA_KEY, datasets_root, minari_root, writer_lock
+from ctdkit.data.store import (
+    CTDKIT_METADATA_KEY,
+    NAMESPACE_FILE,
+    datasets_root,
+    group_records,
+    minari_root,
+    publish_group,
+    recover_group,
+    staging_dir,
+    writer_lock,
+)
 from ctdkit.data.trust import check_dataset_metadata, is_plain_int
 from ctdkit.envs.tasks import ALL_TASKS
 from ctdkit.errors import CtdkitError, unknown
 from ctdkit.files import (
     MAX_JSON_BYTES,
-    exclusive_lock,
     inside,
     parse_json_object,
     read_json_object,
@@ -64,17 +73,12 @@ from ctdkit.files import (
 
 MANIFEST_FILE = "manifest.json"
 INDEX_FILE = "index.json"
-NAMESPACE_FILE = "namespace_metadata.json"
 SCHEMES = ("http", "https", "file")
 #: seconds one read from a remote may wait for data (socket timeout)
 TIMEOUT_S = 30.0
 #: seconds one download (every file of every member) may take in all
 DEADLINE_S = 6 * 3600.0
 BLOCK_BYTES = 1 << 20
-#: work folders (hidden: Minari's listings skip dot-directories): staging, journal, lock files
-DOWNLOAD_DIR = ".ctdkit-download"
-PUBLISH_DIR = ".ctdkit-publish"
-JOURNAL_FILE = "journal.json"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -357,124 +361,34 @@ def open_remote(url: str) -> StaticRemote:
     return _backend(scheme)(name)
 
 
-# ----- locks and journaled moves (shared by download and publish)
+# ----- locks and staging (the moves themselves are ctdkit.data.store.publish_group's)
 @contextlib.contextmanager
-def _locked(work: Path, names: Iterable[str], where: str) -> Iterator[None]:
-    """Hold :func:`exclusive_lock` on ``work/<name>.lock`` for every name, in sorted order;
-    the empty folders they leave are removed afterwards."""
-    names = sorted(set(names))
-    paths = [work / f"{name}.lock" for name in names]
-    try:
-        with contextlib.ExitStack() as stack:
-            for name, path in zip(names, paths, strict=True):
-                stack.enter_context(exclusive_lock(path, f"{name} in {where}"))
-            yield
-    finally:
-        for path in paths:
-            _prune_empty(path.parent, work)
-
-
-def _prune_empty(folder: Path, stop: Path, keep_stop: bool = False) -> None:
-    """Remove ``folder`` and its parents up to ``stop`` while they are empty."""
-    for path in [folder, *folder.parents]:
-        if not path.is_relative_to(stop) or (keep_stop and path == stop):
-            return
-        try:
-            path.rmdir()
-        except FileNotFoundError:  # already gone: its parent may be empty now
-            continue
-        except OSError:  # not empty (another run's files)
-            return
-
-
-def _apply_record(root: Path, ops: list[dict[str, Any]]) -> None:
-    """Merge JSON records into files under ``root``: ``update`` merges objects (groups,
-    datasets), ``add`` unions lists (namespaces); a missing file starts from ``base``.
-    Idempotent, so a killed run's record can be written again."""
-    for op in ops:
-        path = inside(root, op["path"], "record")
-        data = read_json_object(path, str(path)) if path.exists() else dict(op["base"])
-        for key, value in op.get("update", {}).items():
-            if not isinstance(data.get(key, {}), dict):
-                raise CtdkitError(f"{path}: {key} is not an object; fix or delete the file")
-            data[key] = {**data.get(key, {}), **value}
-        for key, names in op.get("add", {}).items():
-            if not isinstance(data.get(key, []), list):
-                raise CtdkitError(f"{path}: {key} is not a list; fix or delete the file")
-            data[key] = sorted({*data.get(key, []), *names})
-        write_json_atomic(path, data)
-
-
-def _move(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(source, target)
-
-
-def _commit(staging: Path, root: Path, members: list[str], record: list[dict[str, Any]]) -> None:
-    """Move ``staging/new/<member>`` into ``root/<member>`` for every member, each old copy aside
-    first (``staging/old``), then write the record; the old copies go last.
-
-    Until the journal says committed, a failure (or, on the next run, a kill) is undone by
-    :func:`_undo`; after it, :func:`_recover` completes the record instead.
-    """
-    journal = {"members": members, "record": record, "committed": False}
-    write_json_atomic(staging / JOURNAL_FILE, journal)
-    try:
-        for member in members:
-            if (root / member).exists():
-                _move(root / member, staging / "old" / member)
-            _move(staging / "new" / member, root / member)
-        write_json_atomic(staging / JOURNAL_FILE, {**journal, "committed": True})
-    except BaseException:
-        _undo(staging, root, members)
-        raise
-    _finish(staging, root, record)
-
-
-def _undo(staging: Path, root: Path, members: list[str]) -> None:
-    """Undo the moves of an uncommitted :func:`_commit`; each step is a rename whose state says
-    whether it is still to do, so an undo killed half-way can run again."""
-    for member in members:
-        new, old, target = staging / "new" / member, staging / "old" / member, root / member
-        if not new.exists() and target.exists():
-            _move(target, new)
-        if old.exists():
-            _move(old, target)
-        _prune_empty(target.parent, root, keep_stop=True)
-    (staging / JOURNAL_FILE).unlink(missing_ok=True)
-
-
-def _finish(staging: Path, root: Path, record: list[dict[str, Any]]) -> None:
-    _apply_record(root, record)
-    (staging / JOURNAL_FILE).unlink()
-    shutil.rmtree(staging / "old", ignore_errors=True)
-
-
-def _recover(staging: Path, root: Path) -> None:
-    """Clean up a killed run's staging folder: undo its moves, or complete a committed one."""
-    journal_path = staging / JOURNAL_FILE
-    if journal_path.exists():
-        journal = read_json_object(journal_path, str(journal_path))
-        if journal.get("committed"):
-            _finish(staging, root, journal["record"])
-        else:
-            _undo(staging, root, journal["members"])
-    shutil.rmtree(staging, ignore_errors=True)
+def _locked(root: Path, names: Iterable[str]) -> Iterator[None]:
+    """Hold the writer lock (:func:`ctdkit.data.store.writer_lock`, the one collect holds too) of
+    every name in ``root``, in sorted order."""
+    with contextlib.ExitStack() as stack:
+        for name in sorted(set(names)):
+            stack.enter_context(writer_lock(root, name))
+        yield
 
 
 @contextlib.contextmanager
-def _staging(work: Path, dataset_id: str, root: Path) -> Iterator[Path]:
-    """A fresh staging folder for ``dataset_id`` (a killed run's leftover recovered first); it
-    is gone again when the block ends, however it ends."""
-    staging = work / f"{dataset_id}.part"
-    _recover(staging, root)
-    (staging / "new").mkdir(parents=True)
+def _staging(root: Path, dataset_id: str) -> Iterator[Path]:
+    """``staging_dir(root, dataset_id)``, with a killed earlier publish of the id recovered first
+    and an empty ``new/`` folder for the fetched or copied members; ``new/`` is gone when the
+    block ends (a collect's interrupted episodes in the same folder are left alone)."""
+    staging = staging_dir(root, dataset_id)
+    recover_group(staging, root)
+    new = staging / "new"
+    shutil.rmtree(new, ignore_errors=True)
+    new.mkdir(parents=True)
     try:
         yield staging
     finally:
-        if not (staging / JOURNAL_FILE).exists():  # a journal left means: recover next time
-            shutil.rmtree(staging, ignore_errors=True)
-            _prune_empty(staging.parent, work)
+        shutil.rmtree(new, ignore_errors=True)
+        for folder in (staging, staging.parent):  # remove them when nothing else is there
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 # ----- local datasets
@@ -580,8 +494,7 @@ def publish(dataset_id: str, remote: str, root: Path | None = None) -> list[str]
         parsed = parse_group_id(dataset_id)
         group = (parsed.namespace, f"v{parsed.version}", entry)
     namespaces = sorted({str(p) for m in members for p in PurePosixPath(m).parents} - {"."})
-    work = remote_root / PUBLISH_DIR
-    with _locked(work, [INDEX_FILE], remote), _staging(work, dataset_id, remote_root) as staging:
+    with _locked(remote_root, [INDEX_FILE]), _staging(remote_root, dataset_id) as staging:
         published = {m: {"metadata": _stage_for_publish(root, m, staging / "new")} for m in members}
         index_op = {
             "path": INDEX_FILE,
@@ -589,15 +502,23 @@ def publish(dataset_id: str, remote: str, root: Path | None = None) -> list[str]
             "update": {"datasets": published},
             "add": {"namespaces": namespaces},
         }
-        record = [*_namespace_ops(root, namespaces, group), index_op]
-        try:
-            _commit(staging, remote_root, members, record)
-        except OSError as error:
-            raise CtdkitError(
-                f"publish of {dataset_id} failed while moving it into {remote_root} ({error}); "
-                "the remote is as it was"
-            ) from error
+        records = [*_namespace_ops(root, namespaces, group), index_op]
+        _commit("publish", dataset_id, staging, remote_root, members, records)
     return members
+
+
+def _commit(
+    verb: str, dataset_id: str, staging: Path, root: Path, members: list[str], records: list
+) -> None:
+    """Move the staged members in through the one group writer; a failed move is undone there
+    and reported here in one line."""
+    try:
+        publish_group(staging, members, root, records=records, overwrite=True, source="new")
+    except OSError as error:
+        raise CtdkitError(
+            f"{verb} of {dataset_id} failed while moving it into {root} ({error}); "
+            f"{root} is as it was"
+        ) from error
 
 
 def _stage_for_publish(root: Path, member: str, staging_root: Path) -> dict[str, Any]:
@@ -632,12 +553,7 @@ def download(dataset_id: str, remote: str, root: Path | None = None) -> dict[str
         locks.append(f"{parse_group_id(dataset_id).namespace}/{NAMESPACE_FILE}")
     status: dict[str, str] = {}
     root.mkdir(parents=True, exist_ok=True)
-    work = root / DOWNLOAD_DIR
-    with (
-        writer_lock(root, dataset_id),  # the lock collect holds too: one writer per id
-        _locked(work, locks, str(root)),
-        _staging(work, dataset_id, root) as staging,
-    ):
+    with _locked(root, locks), _staging(root, dataset_id) as staging:
         for member in members:
             if (root / member / "data").is_dir() and not local_problems(member, root):
                 status[member] = "cached"
@@ -650,31 +566,13 @@ def download(dataset_id: str, remote: str, root: Path | None = None) -> dict[str
                 storage.fetch_dataset(member, staging / "new")
                 status[member] = "downloaded"
         fetched = [m for m, s in status.items() if s == "downloaded"]
-        record = [] if group_metadata is None else _group_record(dataset_id, entry, group_metadata)
-        try:
-            _commit(staging, root, fetched, record)
-        except OSError as error:
-            raise CtdkitError(
-                f"download of {dataset_id} failed while moving it into {root} ({error}); "
-                "nothing was kept"
-            ) from error
+        records = []
+        if group_metadata is not None:  # the remote's description; of its groups only this one
+            group = parse_group_id(dataset_id)
+            base = {k: v for k, v in group_metadata.items() if k != "groups"}
+            records = group_records(group.namespace, group.version, entry, base=base)
+        _commit("download", dataset_id, staging, root, fetched, records)
     return status
-
-
-def _group_record(dataset_id: str, entry: dict, metadata: dict) -> list[dict[str, Any]]:
-    """The local namespace record of a downloaded group: the remote's description, and of its
-    groups only this version, merged into any local record (other versions stay)."""
-    group = parse_group_id(dataset_id)
-    base = {k: v for k, v in metadata.items() if k != "groups"}
-    parents = [str(p) for p in PurePosixPath(group.namespace).parents if str(p) != "."]
-    return [
-        *({"path": f"{p}/{NAMESPACE_FILE}", "base": {}} for p in sorted(parents)),
-        {
-            "path": f"{group.namespace}/{NAMESPACE_FILE}",
-            "base": base,
-            "update": {"groups": {f"v{group.version}": entry}},
-        },
-    ]
 
 
 def _remote_group(storage: StaticRemote, dataset_id: str) -> tuple[dict | None, dict | None]:

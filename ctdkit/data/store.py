@@ -17,18 +17,17 @@ import shutil
 import warnings
 from collections.abc import Iterable, Iterator
 from itertools import islice
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import gymnasium as gym
 import minari
-from minari.namespace import create_namespace, list_local_namespaces
 from minari.serialization import deserialize_space, serialize_space
 
 from ctdkit.data.checksum import content_checksum
 from ctdkit.data.episode import EpisodeData
 from ctdkit.errors import CtdkitError
-from ctdkit.files import exclusive_lock, read_json_object, write_json_atomic
+from ctdkit.files import exclusive_lock, inside, read_json_object, write_json_atomic
 
 STAGING_DIRNAME = ".ctdkit-staging"  # hidden: Minari's listings skip dot-directories
 LOCKS_DIRNAME = ".ctdkit-locks"  # a lock file per id being written (the lock is the kernel's)
@@ -176,7 +175,7 @@ def writer_lock(root: Path, name: str) -> contextlib.AbstractContextManager[None
     return exclusive_lock(lock_file, f"{name} in {root}")
 
 
-JOURNAL_FILE = "publish.json"
+JOURNAL_FILE = "journal.json"
 
 
 def publish_group(
@@ -184,77 +183,151 @@ def publish_group(
     dataset_ids: list[str],
     root: Path,
     *,
+    records: list[dict[str, Any]],
     overwrite: bool,
-    group: tuple[str, int, dict[str, Any]] | None = None,
+    source: str = "new",
 ) -> None:
-    """Move finished datasets from ``staging/minari`` into ``root`` as one all-or-nothing step,
-    then record the group (``(namespace, version, entry)``) and remove ``staging``.
+    """Move the finished datasets ``staging/<source>/<id>`` into ``root`` as one all-or-nothing
+    step, then apply the JSON ``records`` (namespace records, a remote's index; see
+    :func:`apply_records`) in order. The one group writer: collect, the experts' online
+    datasets, download and publish all go through it. Call under :func:`writer_lock`.
 
-    Several folders cannot appear in one rename, so the step is journalled: the plan (moves and
-    group record) is written to ``staging/publish.json`` before the first rename, and
-    :func:`finish_publish` — run by every later reader or writer of the group — completes an
-    interrupted one. The data were complete and checked before the journal was written, so
-    finishing forward is always right. A replaced dataset is moved aside first and deleted
-    only once the new one is in place. Call under :func:`writer_lock`.
+    Several folders cannot appear in one rename, so the step is journalled
+    (``staging/journal.json``). Each existing copy is moved aside (``staging/old``) before the
+    new one goes in; once every member is in, the journal says *committed*. A failure before
+    that is undone at once; a kill is undone (before the commit) or completed (after it) by
+    :func:`recover_group`, which every later writer and reader of the group runs first — so no
+    reader ever sees half a group, and a replaced copy is deleted only after the records. When
+    it returns, ``staging`` is gone.
     """
-    for dataset_id in dataset_ids:
-        if (root / dataset_id).exists() and not overwrite:
-            raise CtdkitError(
-                f"dataset {dataset_id} already exists in {root} (pass --overwrite to replace it)"
-            )
-    journal = {"dataset_ids": list(dataset_ids), "group": list(group) if group else None}
-    write_json_atomic(staging / JOURNAL_FILE, journal)
-    finish_publish(staging, root)
+    if not overwrite:
+        for dataset_id in dataset_ids:
+            if (root / dataset_id).exists():
+                raise CtdkitError(
+                    f"dataset {dataset_id} already exists in {root} "
+                    "(pass --overwrite to replace it)"
+                )
+    journal = {"members": list(dataset_ids), "source": source, "records": records}
+    write_json_atomic(staging / JOURNAL_FILE, {**journal, "committed": False})
+    try:
+        for member in dataset_ids:
+            if (root / member).exists():
+                _move(root / member, staging / "old" / member)
+            _move(staging / source / member, root / member)
+        write_json_atomic(staging / JOURNAL_FILE, {**journal, "committed": True})
+    except BaseException:
+        _undo(staging, root, journal)
+        raise
+    _finish(staging, root, journal)
 
 
-def finish_publish(staging: Path, root: Path) -> bool:
-    """Complete the journalled publish in ``staging`` (idempotent); False if there is none."""
-    journal_path = staging / JOURNAL_FILE
-    if not journal_path.is_file():
-        return False
-    journal = json.loads(journal_path.read_text())
-    replaced = staging / "replaced"
-    for dataset_id in journal["dataset_ids"]:
-        source, target = dataset_dir(staging / "minari", dataset_id), dataset_dir(root, dataset_id)
-        if not source.exists():
-            continue  # moved before an interruption
-        if target.exists():
-            aside = replaced / dataset_id
-            aside.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(target, aside)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(source, target)
-    if journal["group"] is not None:
-        namespace, version, entry = journal["group"]
-        update_group_metadata(root, namespace, version, entry)
-    shutil.rmtree(staging)
-    return True
+def recover_group(staging: Path, root: Path) -> str | None:
+    """Undo (not committed) or complete (committed) a publish that was killed in ``staging``:
+    returns ``"undone"`` (the new copies are back in ``staging``), ``"completed"`` (the group
+    is in ``root`` and ``staging`` is gone) or None (nothing to recover). Idempotent: a
+    recovery killed half-way can run again."""
+    path = staging / JOURNAL_FILE
+    if not path.is_file():
+        return None
+    journal = read_json_object(path, str(path))
+    if journal.get("committed"):
+        _finish(staging, root, journal)
+        return "completed"
+    _undo(staging, root, journal)
+    return "undone"
 
 
-def update_group_metadata(root: Path, namespace: str, version: int, entry: dict[str, Any]) -> None:
-    """Record a group (task set, task list, checksums) in Minari's namespace metadata.
+def _move(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
 
-    One namespace can hold several versions; each is a key under ``groups``, and the others are
-    kept. The record file is replaced atomically.
-    """
-    with minari_root(root):
-        if namespace not in list_local_namespaces():
-            create_namespace(namespace, description=entry.get("description"), groups={})
-        metadata = _namespace_record(root, namespace)
-        groups = dict(metadata.get("groups", {}))
-        groups[f"v{version}"] = entry
-        metadata["groups"] = groups
-        metadata["description"] = metadata.get("description") or entry.get("description")
-        write_json_atomic(datasets_root(root) / namespace / NAMESPACE_FILE, metadata)
+
+def _undo(staging: Path, root: Path, journal: dict[str, Any]) -> None:
+    """Put every member back as it was; each step is a rename whose state says whether it is
+    still to do."""
+    for member in journal["members"]:
+        new, old = staging / journal["source"] / member, staging / "old" / member
+        target = root / member
+        if not new.exists() and target.exists():
+            _move(target, new)
+        if old.exists():
+            _move(old, target)
+        _prune_empty(target.parent, root)
+        _prune_empty(old.parent, staging)  # the folders the old copy was moved into
+    (staging / JOURNAL_FILE).unlink(missing_ok=True)
+
+
+def _finish(staging: Path, root: Path, journal: dict[str, Any]) -> None:
+    """Apply the records, then remove the staging folder, its journal last (a kill in between
+    only repeats this step)."""
+    apply_records(root, journal["records"])
+    for child in staging.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child)
+        elif child.name != JOURNAL_FILE:
+            child.unlink()
+    (staging / JOURNAL_FILE).unlink()
+    staging.rmdir()
+
+
+def _prune_empty(folder: Path, stop: Path) -> None:
+    """Remove ``folder`` and its parents below ``stop`` while they are empty."""
+    for path in [folder, *folder.parents]:
+        if path == stop or not path.is_relative_to(stop):
+            return
+        try:
+            path.rmdir()
+        except FileNotFoundError:  # already gone: its parent may be empty now
+            continue
+        except OSError:  # not empty
+            return
+
+
+def apply_records(root: Path, ops: list[dict[str, Any]]) -> None:
+    """Merge JSON records into files under ``root``, in order. Each op names a ``path``; a
+    missing file starts from ``base``; ``update`` merges objects one level deep (a group
+    version, a dataset), ``add`` unions lists (namespaces). Idempotent, so a killed publish's
+    records can be applied again; other entries (another version's group) are kept."""
+    for op in ops:
+        path = inside(root, op["path"], "record")
+        data = read_json_object(path, str(path)) if path.exists() else dict(op["base"])
+        for key, value in op.get("update", {}).items():
+            if not isinstance(data.get(key, {}), dict):
+                raise CtdkitError(f"{path}: {key} is not an object; fix or delete the file")
+            data[key] = {**data.get(key, {}), **value}
+        for key, names in op.get("add", {}).items():
+            if not isinstance(data.get(key, []), list):
+                raise CtdkitError(f"{path}: {key} is not a list; fix or delete the file")
+            data[key] = sorted({*data.get(key, []), *names})
+        write_json_atomic(path, data)
+
+
+def group_records(
+    namespace: str, version: int, entry: dict[str, Any], base: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The record ops of group ``namespace``-v``version``: Minari's namespace record for each
+    parent namespace (empty, as Minari writes them) and the group's own, which gains this
+    version's ``entry`` and keeps every other version's. ``base`` starts a new record (default:
+    the entry's description)."""
+    parents = [str(p) for p in PurePosixPath(namespace).parents if str(p) != "."]
+    start = base if base is not None else {"description": entry.get("description")}
+    return [
+        *({"path": f"{p}/{NAMESPACE_FILE}", "base": {}} for p in sorted(parents)),
+        {
+            "path": f"{namespace}/{NAMESPACE_FILE}",
+            "base": start,
+            "update": {"groups": {f"v{version}": entry}},
+        },
+    ]
 
 
 def read_group_metadata(root: Path, namespace: str, version: int) -> dict[str, Any] | None:
-    """The group's record, or None. A publish of this group that was interrupted (kill -9
-    between renames) is finished first, so a reader sees the whole group or none of it."""
+    """The group's record, or None. A publish of this group that was killed between renames is
+    recovered first (undone or completed), so a reader sees the whole group or none of it."""
     staging = staging_dir(datasets_root(root), f"{namespace}-v{version}")
     if (staging / JOURNAL_FILE).is_file():
         with writer_lock(datasets_root(root), f"{namespace}-v{version}"):
-            finish_publish(staging, datasets_root(root))
+            recover_group(staging, datasets_root(root))
     if not (datasets_root(root) / namespace / NAMESPACE_FILE).is_file():
         return None
     return _namespace_record(root, namespace).get("groups", {}).get(f"v{version}")

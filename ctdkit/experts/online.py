@@ -30,6 +30,7 @@ from ctdkit.data.ids import parse_group_id
 from ctdkit.data.store import (
     RecordedEnv,
     datasets_root,
+    group_records,
     minari_root,
     publish_group,
     staging_dir,
@@ -169,8 +170,9 @@ def write_online_dataset(
             staging,
             [dataset_id],
             root,
+            records=group_records(group.namespace, group.version, entry),
             overwrite=config.overwrite,
-            group=(group.namespace, group.version, entry),
+            source="minari",
         )
     return OnlineDatasetSummary(
         dataset_id=str(group),
