@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import minari
@@ -269,3 +270,41 @@ def test_mixed_tier_replaces_the_first_episodes_with_random_ones(tiny, tmp_path)
 def test_random_fraction_outside_unit_interval_is_refused(tmp_path):
     with pytest.raises(CtdkitError, match="--random-fraction must be in"):
         collect(CollectConfig(**dict(TINY, root=tmp_path), random_fraction=1.5))
+
+
+@dataclass(frozen=True)
+class _NoisyScriptedSource:
+    """An acting policy handed to collect as an object (as DAgger hands it a collective)."""
+
+    name: str = "my-noisy-expert"
+    noise: float = 0.3
+
+    def fingerprint(self) -> dict:
+        return {"noise": self.noise}
+
+    def __call__(self, task):
+        from ctdkit.policies import ScriptedPolicy
+
+        return ScriptedPolicy(task, noise=self.noise)
+
+
+def test_collect_takes_an_acting_policy_object(tmp_path):
+    from ctdkit.data import load_datasets, load_transitions
+
+    small = dict(tasks=("reach-v3",), episodes_per_task=2, max_episode_steps=40, ref_episodes=0)
+    named = collect(
+        CollectConfig(**small, noise=0.3, root=tmp_path, dataset_id="obj/named-v0", progress=False)
+    )
+    given = collect(
+        CollectConfig(**small, root=tmp_path, dataset_id="obj/given-v0", progress=False),
+        acting=_NoisyScriptedSource(),
+    )
+    by_name = load_transitions(named.group_id, root=tmp_path)
+    by_object = load_transitions(given.group_id, root=tmp_path)
+    for field in ("observations", "actions", "rewards", "expert_action_mean"):
+        np.testing.assert_array_equal(getattr(by_name, field), getattr(by_object, field))
+    ((_, dataset),) = load_datasets(given.group_id, root=tmp_path)
+    recorded = dataset.storage.metadata["ctdkit"]
+    assert recorded["policy"] == "my-noisy-expert" and recorded["acting"] == {"noise": 0.3}
+    with pytest.raises(CtdkitError, match="not an ActingPolicy"):
+        collect(CollectConfig(**small, root=tmp_path, dataset_id="obj/bad-v0"), acting="scripted")

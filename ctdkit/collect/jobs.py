@@ -7,8 +7,6 @@ the worker count or on the order jobs ran in. A job writes its episode as a shar
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +18,8 @@ from ctdkit.collect.rollout import rollout_episode
 from ctdkit.data.store import RecordedEnv
 from ctdkit.envs.make import make_env
 from ctdkit.envs.tasks import stable_task_id
-from ctdkit.policies import Policy, RandomPolicy, ScriptedPolicy, make_policy
+from ctdkit.files import write_json_atomic
+from ctdkit.policies import ActingPolicy, NamedPolicy, Policy, RandomPolicy, ScriptedPolicy
 
 ENV_RECORD = "env.json"  # per task, beside the shards: spec and spaces of the collecting env
 #: job kinds: stored episodes, and unstored reference episodes for ref_min/ref_max_score
@@ -47,19 +46,15 @@ class Job:
     shard: Path
     env_seed: int
     max_episode_steps: int
-    policy: str
-    noise: float
+    acting: ActingPolicy  # the data episodes' policy; reference episodes use their own
     log_std_floor: float
-    checkpoint: str | None = None  # expert file of a "sac" policy
 
     def make_policy(self) -> Policy:
         if self.kind == "ref-random":
             return RandomPolicy()
         if self.kind == "ref-expert":
             return ScriptedPolicy(self.task, noise=0.0, log_std_floor=self.log_std_floor)
-        return make_policy(
-            self.policy, self.task, self.noise, self.log_std_floor, checkpoint=self.checkpoint
-        )
+        return self.acting(self.task)
 
 
 _WORKER_ENVS: dict[tuple, gym.Env] = {}  # per process: envs are slow to build (~1 s)
@@ -87,7 +82,7 @@ def run_job(job: Job) -> int:
         "task": job.task,
         "task_index": job.task_index,
         "policy": policy.name,
-        "noise": job.noise if job.kind == "data" else 0.0,
+        "noise": getattr(job.acting, "noise", 0.0) if job.kind == "data" else 0.0,
         **episode.metadata,
     }
     episode.save(job.shard)
@@ -97,38 +92,29 @@ def run_job(job: Job) -> int:
     return episode.length
 
 
-def plan_jobs(config: CollectConfig, tasks: tuple[str, ...], staging: Path) -> list[Job]:
-    """Every episode of the collection: data episodes, then reference episodes, per task."""
+def plan_jobs(
+    config: CollectConfig, tasks: tuple[str, ...], staging: Path, acting: ActingPolicy
+) -> list[Job]:
+    """Every episode of the collection: data episodes (acted by ``acting``, or randomly for
+    the mixed tier's first ``random_episodes()``), then reference episodes, per task."""
     jobs = []
     for task_index, task in enumerate(tasks):
         counts = {"data": config.episodes_per_task}
         counts |= {"ref-random": config.ref_episodes, "ref-expert": config.ref_episodes}
         for kind, count in counts.items():
             for index in range(count):
-                # the mixed tier: the first random_episodes() data episodes act randomly
                 random_episode = kind == "data" and index < config.random_episodes()
-                shard = staging / "episodes" / task / f"{kind}-{index:06d}.npz"
                 jobs.append(
                     Job(
                         task=task,
                         task_index=task_index,
                         kind=kind,
                         index=index,
-                        shard=shard,
+                        shard=staging / "episodes" / task / f"{kind}-{index:06d}.npz",
                         env_seed=config.seed,
                         max_episode_steps=config.max_episode_steps,
-                        policy="random" if random_episode else config.policy,
-                        noise=0.0 if random_episode else config.noise,
+                        acting=NamedPolicy("random") if random_episode else acting,
                         log_std_floor=config.log_std_floor,
-                        checkpoint=None
-                        if random_episode or config.checkpoint is None
-                        else str(config.checkpoint),
                     )
                 )
     return jobs
-
-
-def write_json_atomic(path: Path, obj: object) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj))
-    os.replace(tmp, path)

@@ -47,6 +47,7 @@ from ctdkit.envs.tasks import task_set_name
 from ctdkit.errors import CtdkitError
 from ctdkit.files import read_json_object
 from ctdkit.parallel import parallel_map
+from ctdkit.policies import ActingPolicy, NamedPolicy
 from ctdkit.runs import prepare_run
 
 
@@ -96,12 +97,15 @@ def _validate_expert(config: CollectConfig, tasks: tuple[str, ...]) -> None:
         check_expert_fits(config.checkpoint, record, task)
 
 
-def _prepare_staging(config: CollectConfig, staging: Path) -> None:
+def _prepare_staging(config: CollectConfig, staging: Path, acting: ActingPolicy | None) -> None:
     """The staging folder as a run (:mod:`ctdkit.runs`): its settings in ``run.json``, resumed
     or discarded by the shared rules; the id's writer lock, already held, covers it."""
+    settings = config.fingerprint()
+    if acting is not None:  # a policy object instead of --policy: its own settings count
+        settings["acting"] = {"name": acting.name, **acting.fingerprint()}
     prepare_run(
         staging,
-        config.fingerprint(),
+        settings,
         resume=config.resume,
         overwrite=config.overwrite,
         what=f"an interrupted collection of {config.resolved_dataset_id()}",
@@ -126,6 +130,7 @@ class AssembleJob:
     group: GroupId
     task: str
     staging: Path
+    acting: ActingPolicy | None = None  # None: the policy is config.policy
 
 
 def assemble_task(job: AssembleJob) -> TaskSummary:
@@ -171,7 +176,11 @@ def assemble_task(job: AssembleJob) -> TaskSummary:
         "command": command_line(config),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    if config.policy == "sac":  # which expert acted: its file and content hash
+    policy, algorithm = config.policy, _ALGORITHM_NAMES[config.policy]
+    if job.acting is not None:  # a policy object: its name and settings, not --policy's
+        policy = algorithm = job.acting.name
+        extra |= {"policy": policy, "noise": 0.0, "acting": job.acting.fingerprint()}
+    elif config.policy == "sac":  # which expert acted: its file and content hash
         extra |= {
             "checkpoint": str(config.checkpoint),
             "checkpoint_sha256": config.checkpoint_sha256(),
@@ -186,11 +195,11 @@ def assemble_task(job: AssembleJob) -> TaskSummary:
             env,
             data_format=config.data_format,
             description=(
-                f"Meta-World {task}: {config.episodes_per_task} episodes of the {config.policy} "
+                f"Meta-World {task}: {config.episodes_per_task} episodes of the {policy} "
                 f"policy{noise}, {config.max_episode_steps}-step time limit, seed {config.seed}. "
                 "Infos carry per-step success and the acting policy's action mean/log-std labels."
             ),
-            algorithm_name=_ALGORITHM_NAMES[config.policy],
+            algorithm_name=algorithm,
             ref_min_score=ref_min,
             ref_max_score=ref_max,
             extra_metadata=extra,
@@ -255,19 +264,27 @@ def _published_result(
     return result
 
 
-def collect(config: CollectConfig) -> CollectResult:
-    """Collect the datasets ``config`` describes; see the module docstring for the phases."""
+def collect(config: CollectConfig, acting: ActingPolicy | None = None) -> CollectResult:
+    """Collect the datasets ``config`` describes; see the module docstring for the phases.
+
+    ``acting`` replaces ``config.policy`` as the data episodes' policy: a later stage (DAgger
+    rounds) hands collect its own policy object this way. Its ``name`` becomes the datasets'
+    policy and its ``fingerprint()`` is recorded in their metadata and compared on --resume.
+    """
     start = time.perf_counter()
     tasks, group = _validate(config)
+    if acting is not None and not isinstance(acting, ActingPolicy):
+        raise CtdkitError(f"collect: {acting!r} is not an ActingPolicy (name, fingerprint, call)")
     root = datasets_root(config.root)
     dataset_ids = [group.task_dataset_id(task) for task in tasks]
     staging = staging_dir(root, str(group))
     with writer_lock(root, str(group)):
-        return _collect_locked(config, tasks, group, root, dataset_ids, staging, start)
+        return _collect_locked(config, acting, tasks, group, root, dataset_ids, staging, start)
 
 
 def _collect_locked(
     config: CollectConfig,
+    acting: ActingPolicy | None,
     tasks: tuple[str, ...],
     group: GroupId,
     root: Path,
@@ -289,8 +306,10 @@ def _collect_locked(
 
         connect(config.ray_address, num_cpus=config.workers)
     backend = {"backend": config.backend, "ray_address": config.ray_address}
-    _prepare_staging(config, staging)
-    jobs = plan_jobs(config, tasks, staging)
+    _prepare_staging(config, staging, acting)
+    checkpoint = None if config.checkpoint is None else str(config.checkpoint)
+    named = NamedPolicy(config.policy, config.noise, config.log_std_floor, checkpoint)
+    jobs = plan_jobs(config, tasks, staging, acting or named)
     todo = [job for job in jobs if not job.shard.exists()]
     name = config.resolved_dataset_id()
     parallel_map(
@@ -313,7 +332,7 @@ def _collect_locked(
     shutil.rmtree(staging_root, ignore_errors=True)  # a crash mid-assembly left it partial
     with minari_root(staging_root):  # created once here: workers would race to create it
         create_namespace(group.namespace)
-    assemble = [AssembleJob(config, tasks, group, task, staging) for task in tasks]
+    assemble = [AssembleJob(config, tasks, group, task, staging, acting) for task in tasks]
     result = CollectResult(group_id=str(group), root=root)
     result.tasks = parallel_map(
         assemble_task, assemble, config.workers, f"write {name}", 0, config.progress, **backend

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ctdkit.errors import CtdkitError, unknown
 from ctdkit.policies.agents import EvalAgent, RandomAgent, ScriptedAgent
-from ctdkit.policies.base import Policy, PolicyStep, check_finite
+from ctdkit.policies.base import ActingPolicy, Policy, PolicyStep, check_finite
 from ctdkit.policies.history import EpisodeHistory, Windows
 from ctdkit.policies.random import RandomPolicy
 from ctdkit.policies.scripted import DEFAULT_LOG_STD_FLOOR, ScriptedPolicy
@@ -39,6 +40,23 @@ def make_policy(
     raise unknown("policy", kind, POLICY_KINDS)
 
 
+@dataclass(frozen=True)
+class NamedPolicy:
+    """An :class:`ActingPolicy` given by name, as ``--policy`` names it: builds
+    :func:`make_policy` for each task."""
+
+    name: str
+    noise: float = 0.0
+    log_std_floor: float = DEFAULT_LOG_STD_FLOOR
+    checkpoint: str | None = None
+
+    def fingerprint(self) -> dict:
+        return {"policy": self.name, "noise": self.noise, "log_std_floor": self.log_std_floor}
+
+    def __call__(self, task: str) -> Policy:
+        return make_policy(self.name, task, self.noise, self.log_std_floor, self.checkpoint)
+
+
 _TORCH_EXPORTS = ("SACActor", "SACAgent", "SACPolicy", "load_expert")
 
 
@@ -54,8 +72,10 @@ def __getattr__(name: str):
 __all__ = [
     "DEFAULT_LOG_STD_FLOOR",
     "POLICY_KINDS",
+    "ActingPolicy",
     "EpisodeHistory",
     "EvalAgent",
+    "NamedPolicy",
     "Policy",
     "PolicyStep",
     "RandomAgent",

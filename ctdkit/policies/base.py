@@ -48,3 +48,22 @@ def check_finite(step: PolicyStep, policy_name: str) -> PolicyStep:
         if not np.all(np.isfinite(value)):
             raise CtdkitError(f"policy {policy_name!r} produced a non-finite {field}: {value}")
     return step
+
+
+@runtime_checkable
+class ActingPolicy(Protocol):
+    """Where ``ctdkit.collect`` gets its acting policy for each task: a policy named on the
+    command line (:class:`ctdkit.policies.NamedPolicy`), or an object a later stage hands it —
+    a collective checkpoint in DAgger rounds — without collect importing that stage. Must be
+    picklable: worker processes build their policies from it."""
+
+    #: stored as the datasets' ``policy``
+    name: str
+
+    def fingerprint(self) -> dict:
+        """The settings that determine the data (a resumed collection must match them)."""
+        ...
+
+    def __call__(self, task: str) -> Policy:
+        """A fresh policy for one task."""
+        ...
