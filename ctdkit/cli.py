@@ -14,7 +14,7 @@ import logging
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import tyro
 
@@ -116,3 +116,20 @@ def run_cli(
         print(f"ctdkit: interrupted ({interrupt_hint})", file=sys.stderr)
         return 130
     return 0
+
+
+def run_module(
+    config_type: type[ConfigT], main: Callable[[ConfigT], object], interrupt_hint: str
+) -> NoReturn:
+    """The ``if __name__ == "__main__":`` block of a CLI module: :func:`run_cli` on the command
+    line, then exit with its code. The module that defines ``main`` describes the command (its
+    docstring) and names it in ``--help`` (``python -m ctdkit.<verb>``)."""
+    module = main.__globals__  # type: ignore[attr-defined]  # main is a function
+    spec = module.get("__spec__")  # None when run as a script path
+    prog = None if spec is None else "python -m " + spec.name.removesuffix(".__main__")
+    description = module.get("__doc__")
+    sys.exit(
+        run_cli(
+            config_type, main, description=description, prog=prog, interrupt_hint=interrupt_hint
+        )
+    )

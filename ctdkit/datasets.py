@@ -9,7 +9,6 @@ prints (or writes into a ``datasets/`` recipe) the sha256 manifest of a publishe
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -33,7 +32,20 @@ from ctdkit.data.store import CTDKIT_METADATA_KEY, datasets_root
 from ctdkit.data.trust import check_dataset_metadata
 from ctdkit.errors import CtdkitError
 
-DatasetId = Annotated[tyro.conf.Positional[str], tyro.conf.arg(metavar="DATASET_ID")]
+DatasetId = Annotated[
+    tyro.conf.Positional[str],
+    tyro.conf.arg(
+        metavar="DATASET_ID",
+        help="Dataset id (ctdkit/mt10-scripted/reach-v0) or group id (ctdkit/mt10-scripted-v0).",
+    ),
+]
+DatasetsRoot = Annotated[
+    Path | None,
+    tyro.conf.arg(
+        help="Datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets); a relative "
+        "path is\ntaken from the current folder."
+    ),
+]
 RemoteUrl = Annotated[tyro.conf.Positional[str], tyro.conf.arg(metavar="REMOTE")]
 
 
@@ -43,9 +55,7 @@ class List:
 
     remote: str | None = None
     """Remote URL (file:///path, http://host/path); default: the local root."""
-    root: Path | None = None
-    """Datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets); a relative path is
-    taken from the current folder."""
+    root: DatasetsRoot = None
 
 
 @dataclass
@@ -53,10 +63,7 @@ class Show:
     """Show a local dataset's or group's metadata and checksum."""
 
     dataset_id: DatasetId
-    """Dataset id (ctdkit/mt10-scripted/reach-v0) or group id (ctdkit/mt10-scripted-v0)."""
-    root: Path | None = None
-    """Datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets); a relative path is
-    taken from the current folder."""
+    root: DatasetsRoot = None
 
 
 @dataclass
@@ -64,12 +71,9 @@ class Publish:
     """Publish a local dataset or group (with sha256 manifests) to a file:// remote."""
 
     dataset_id: DatasetId
-    """Dataset id (ctdkit/mt10-scripted/reach-v0) or group id (ctdkit/mt10-scripted-v0)."""
     remote: RemoteUrl
     """Remote folder as file:///path (serve it with any static web server)."""
-    root: Path | None = None
-    """Datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets); a relative path is
-    taken from the current folder."""
+    root: DatasetsRoot = None
 
 
 @dataclass
@@ -77,12 +81,9 @@ class Download:
     """Download a dataset or group (verified; skipped when present and verified locally)."""
 
     dataset_id: DatasetId
-    """Dataset id (ctdkit/mt10-scripted/reach-v0) or group id (ctdkit/mt10-scripted-v0)."""
     remote: RemoteUrl
     """Remote URL: file:///path (a folder), http://host/path or https://host/path."""
-    root: Path | None = None
-    """Datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets); a relative path is
-    taken from the current folder."""
+    root: DatasetsRoot = None
 
 
 @dataclass
@@ -90,10 +91,7 @@ class Verify:
     """Check local files against their manifest and the data against the content checksum."""
 
     dataset_id: DatasetId
-    """Dataset id (ctdkit/mt10-scripted/reach-v0) or group id (ctdkit/mt10-scripted-v0)."""
-    root: Path | None = None
-    """Datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets); a relative path is
-    taken from the current folder."""
+    root: DatasetsRoot = None
     rebuild: bool = False
     """Also re-run the recorded collect command and compare content checksums."""
     recipe: Path | None = None
@@ -106,7 +104,6 @@ class Manifest:
     """Print a published dataset's sha256 manifest as TOML, or write it into its recipe."""
 
     dataset_id: DatasetId
-    """Dataset id (ctdkit/mt10-scripted/reach-v0) or group id (ctdkit/mt10-scripted-v0)."""
     remote: RemoteUrl
     """Remote URL: file:///path (a folder), http://host/path or https://host/path."""
     recipe: Path | None = None
@@ -194,14 +191,6 @@ def _listed(dataset_id: str, root: Path) -> str:
 __all__ = ["Command", "local_problems", "main"]
 
 if __name__ == "__main__":
-    from ctdkit.cli import run_cli
+    from ctdkit.cli import run_module
 
-    sys.exit(
-        run_cli(
-            Command,
-            main,
-            description=__doc__,
-            prog="python -m ctdkit.datasets",
-            interrupt_hint="rerun the same command: nothing half-written was kept",
-        )
-    )
+    run_module(Command, main, "rerun the same command: nothing half-written was kept")

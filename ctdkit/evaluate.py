@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from rich.console import Console
 
 from ctdkit.eval.report import success_table
@@ -18,14 +16,6 @@ def main(config: EvaluateConfig) -> None:
 
 
 if __name__ == "__main__":
-    from ctdkit.cli import run_cli
+    from ctdkit.cli import run_module
 
-    sys.exit(
-        run_cli(
-            EvaluateConfig,
-            main,
-            description=__doc__,
-            prog="python -m ctdkit.evaluate",
-            interrupt_hint="rerun the same command: finished seeds are kept",
-        )
-    )
+    run_module(EvaluateConfig, main, "rerun the same command: finished seeds are kept")

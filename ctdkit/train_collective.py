@@ -3,8 +3,6 @@ on a task context (CLS embedding, one-hot oracle, or none); ``--resume`` continu
 
 from __future__ import annotations
 
-import sys
-
 from ctdkit.collective.run import TrainCollectiveConfig, train_collective
 from ctdkit.data import load_datasets
 from ctdkit.eval.run import evaluate_command
@@ -22,14 +20,6 @@ def main(config: TrainCollectiveConfig) -> None:
 
 
 if __name__ == "__main__":
-    from ctdkit.cli import run_cli
+    from ctdkit.cli import run_module
 
-    sys.exit(
-        run_cli(
-            TrainCollectiveConfig,
-            main,
-            description=__doc__,
-            prog="python -m ctdkit.train_collective",
-            interrupt_hint="rerun the same command with --resume",
-        )
-    )
+    run_module(TrainCollectiveConfig, main, "rerun the same command with --resume")

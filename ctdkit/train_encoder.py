@@ -4,7 +4,6 @@ metrics JSON and quality plot (``--resume`` continues a run from its latest chec
 from __future__ import annotations
 
 import shlex
-import sys
 
 from rich.console import Console
 from rich.table import Table
@@ -41,14 +40,6 @@ def main(config: TrainEncoderConfig) -> None:
 
 
 if __name__ == "__main__":
-    from ctdkit.cli import run_cli
+    from ctdkit.cli import run_module
 
-    sys.exit(
-        run_cli(
-            TrainEncoderConfig,
-            main,
-            description=__doc__,
-            prog="python -m ctdkit.train_encoder",
-            interrupt_hint="rerun the same command with --resume",
-        )
-    )
+    run_module(TrainEncoderConfig, main, "rerun the same command with --resume")

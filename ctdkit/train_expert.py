@@ -4,8 +4,6 @@ an online Minari dataset."""
 
 from __future__ import annotations
 
-import sys
-
 from ctdkit.eval.run import evaluate_command
 from ctdkit.experts import ExpertResult, TrainExpertConfig, train_expert
 
@@ -46,14 +44,6 @@ def main(config: TrainExpertConfig) -> None:
 
 
 if __name__ == "__main__":
-    from ctdkit.cli import run_cli
+    from ctdkit.cli import run_module
 
-    sys.exit(
-        run_cli(
-            TrainExpertConfig,
-            main,
-            description=__doc__,
-            prog="python -m ctdkit.train_expert",
-            interrupt_hint="rerun the same command with --resume",
-        )
-    )
+    run_module(TrainExpertConfig, main, "rerun the same command with --resume")

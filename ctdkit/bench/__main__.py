@@ -3,7 +3,6 @@ finished runs are skipped on rerun), or aggregate records into the rliable leade
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import tyro
@@ -32,14 +31,6 @@ def main(config: BenchRunConfig | LeaderboardConfig) -> None:
 
 
 if __name__ == "__main__":
-    from ctdkit.cli import run_cli
+    from ctdkit.cli import run_module
 
-    sys.exit(
-        run_cli(
-            Command,
-            main,
-            description=__doc__,
-            prog="python -m ctdkit.bench",
-            interrupt_hint="rerun the same command: finished runs are kept",
-        )
-    )
+    run_module(Command, main, "rerun the same command: finished runs are kept")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from rich.console import Console
 from rich.table import Table
 
@@ -32,14 +30,6 @@ def main(config: CollectConfig) -> None:
 
 
 if __name__ == "__main__":
-    from ctdkit.cli import run_cli
+    from ctdkit.cli import run_module
 
-    sys.exit(
-        run_cli(
-            CollectConfig,
-            main,
-            description=__doc__,
-            prog="python -m ctdkit.collect",
-            interrupt_hint="rerun the same command with --resume to finish it",
-        )
-    )
+    run_module(CollectConfig, main, "rerun the same command with --resume to finish it")

@@ -3,8 +3,6 @@ success table (small default: 3 tasks, a few minutes on 2 cores)."""
 
 from __future__ import annotations
 
-import sys
-
 from rich.console import Console
 
 from ctdkit.eval.report import success_table
@@ -22,14 +20,6 @@ def main(config: PipelineConfig) -> None:
 
 
 if __name__ == "__main__":
-    from ctdkit.cli import run_cli
+    from ctdkit.cli import run_module
 
-    sys.exit(
-        run_cli(
-            PipelineConfig,
-            main,
-            description=__doc__,
-            prog="python -m ctdkit.pipeline",
-            interrupt_hint="rerun the same command: finished stages are kept",
-        )
-    )
+    run_module(PipelineConfig, main, "rerun the same command: finished stages are kept")
