@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ctdkit.collective.agent import HistoryContextAgent
 from ctdkit.collective.config import CONDITIONINGS
 from ctdkit.collective.context import ContextModel
 from ctdkit.envs.observation import apply_view
@@ -88,20 +89,14 @@ def conditioned(observations: np.ndarray, contexts: np.ndarray, view: str) -> np
     return np.concatenate([np.asarray(contexts, dtype=np.float32), observations], axis=1)
 
 
-class ConditionedAgent:
+class ConditionedAgent(HistoryContextAgent):
     """A d3rlpy algorithm as an :class:`~ctdkit.policies.agents.EvalAgent`: each step its
     input is ``[context, observation]``, the context from the same model its training rows
     were built with (for ``ctd``: the encoder's embedding of the episode so far)."""
 
     def __init__(self, algo: Any, context: ContextModel, view: str, name: str):
-        self.algo, self.context, self.view, self.name = algo, context, view, name
-        self.env_tasks: list[str] = []
-
-    def bind(self, env_tasks: Sequence[str]) -> None:
-        self.env_tasks = list(env_tasks)
-
-    def reset(self, env_mask: np.ndarray) -> None:
-        pass  # all state lives in the evaluator's history
+        super().__init__(name)
+        self.algo, self.context, self.view = algo, context, view
 
     def act(self, observations: np.ndarray, history: EpisodeHistory | None) -> np.ndarray:
         if self.context.dim:
