@@ -129,6 +129,8 @@ def _run_stages(config: PipelineConfig) -> dict:
     root = out / "datasets"
     dataset_id = "pipeline/experts-v0"
     group = parse_group_id(dataset_id)
+    # what every stage shares: the pipeline's dataset, and continuing an interrupted run
+    stage = {"dataset_id": dataset_id, "root": root, "resume": True, "progress": config.progress}
     if read_group_metadata(root, group.namespace, group.version) is None:
         collect(
             CollectConfig(
@@ -137,11 +139,8 @@ def _run_stages(config: PipelineConfig) -> dict:
                 noise=config.noise,
                 seed=config.seed,
                 workers=config.workers,
-                root=root,
-                dataset_id=dataset_id,
                 ref_episodes=1,
-                resume=True,
-                progress=config.progress,
+                **stage,
             )
         )
     encoder_path = None
@@ -151,8 +150,6 @@ def _run_stages(config: PipelineConfig) -> dict:
         if not encoder_path.exists():
             train_encoder(
                 TrainEncoderConfig(
-                    dataset_id=dataset_id,
-                    root=root,
                     out_dir=encoder_dir,
                     encoder=EncoderConfig(
                         view=config.view,
@@ -163,9 +160,8 @@ def _run_stages(config: PipelineConfig) -> dict:
                     ),
                     n_steps=config.encoder_steps,
                     checkpoint_every=100,
-                    resume=True,
                     windows_per_episode=8,
-                    progress=config.progress,
+                    **stage,
                 )
             )
     collective_dir = out / f"collective-{config.conditioning}-{config.view}"
@@ -173,8 +169,6 @@ def _run_stages(config: PipelineConfig) -> dict:
     if not weights.exists():
         train_collective(
             TrainCollectiveConfig(
-                dataset_id=dataset_id,
-                root=root,
                 encoder=encoder_path,
                 out_dir=collective_dir,
                 collective=CollectiveSACConfig(
@@ -186,8 +180,7 @@ def _run_stages(config: PipelineConfig) -> dict:
                 ),
                 n_steps=config.collective_steps,
                 checkpoint_every=1000,
-                resume=True,
-                progress=config.progress,
+                **stage,
             )
         )
     summary = run_evaluation(
