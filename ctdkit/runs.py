@@ -177,36 +177,17 @@ def lock_run(path: Path, what: str) -> contextlib.AbstractContextManager[None]:
 
 
 @contextlib.contextmanager
-def open_run(
-    path: Path,
-    settings: dict[str, Any],
-    *,
-    resume: bool | None,
-    overwrite: bool | None,
-    what: str,
-    defaults: dict[str, Any] | None = None,
-    legacy: Legacy | None = None,
-) -> Iterator[Run]:
-    """Lock ``path`` for the block and open the run in it by the module's rules.
+def open_run(path: Path, settings: dict[str, Any], *, what: str, **rules: Any) -> Iterator[Run]:
+    """Lock ``path`` for the block and open the run in it by :func:`prepare_run`'s rules
+    (``rules``: its keywords ``resume``, ``overwrite``, ``defaults``, ``legacy``).
 
-    ``settings``: the JSON-safe settings fingerprint. ``what``: the run as a noun phrase ("an
-    encoder run"), for messages. ``defaults``: values of settings added since older runs were
-    recorded. ``legacy``: reads the fingerprint of a run written before ``run.json``.
     Call it after validating the inputs: ``--overwrite`` empties the folder here.
     """
     path = Path(path)
-    settings = normalized(settings)
+    settings = normalized(settings)  # a bug (settings JSON cannot hold) fails before the lock
     _refuse_a_file(path, what)
     with lock_run(path, what):
-        yield prepare_run(
-            path,
-            settings,
-            resume=resume,
-            overwrite=overwrite,
-            what=what,
-            defaults=defaults,
-            legacy=legacy,
-        )
+        yield prepare_run(path, settings, what=what, **rules)
 
 
 def prepare_run(
@@ -219,8 +200,14 @@ def prepare_run(
     defaults: dict[str, Any] | None = None,
     legacy: Legacy | None = None,
 ) -> Run:
-    """:func:`open_run`'s rules without its lock, for a caller whose own lock covers ``path``
-    (collect's staging, under the dataset id's writer lock)."""
+    """Open the run in ``path`` by the module's rules, without :func:`open_run`'s lock: for a
+    caller whose own lock covers ``path`` (collect's staging, under the dataset id's writer
+    lock).
+
+    ``settings``: the JSON-safe settings fingerprint. ``what``: the run as a noun phrase ("an
+    encoder run"), for messages. ``defaults``: values of settings added since older runs were
+    recorded. ``legacy``: reads the fingerprint of a run written before ``run.json``.
+    """
     path = Path(path)
     settings = normalized(settings)
     _refuse_a_file(path, what)
