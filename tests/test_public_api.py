@@ -230,10 +230,12 @@ def _train_expert_config(obj, request, tmp_path):
 
 def _train_expert(obj, request, tmp_path):
     out = tmp_path / "expert"
-    config = _defined("TrainExpertConfig")(total_steps=0, out_dir=out, progress=False)
-    with pytest.raises(ctdkit.CtdkitError, match="--total-steps must be > 0, got 0"):
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    config = _defined("TrainExpertConfig")(total_steps=10, out_dir=out, progress=False)
+    with pytest.raises(ctdkit.CtdkitError, match=r"holds files but no run\.json"):
         obj(config)
-    assert not out.exists()  # refused before anything was written
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]  # nothing written into it
 
 
 def _summarize(obj, request, tmp_path):
