@@ -32,66 +32,64 @@ from ctdkit.data.store import CTDKIT_METADATA_KEY, datasets_root
 from ctdkit.data.trust import check_dataset_metadata
 from ctdkit.errors import CtdkitError
 
-DatasetId = Annotated[
-    tyro.conf.Positional[str],
-    tyro.conf.arg(
-        metavar="DATASET_ID",
-        help="Dataset id (ctdkit/mt10-scripted/reach-v0) or group id (ctdkit/mt10-scripted-v0).",
-    ),
-]
-DatasetsRoot = Annotated[
-    Path | None,
-    tyro.conf.arg(
-        help="Datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets); a relative "
-        "path is\ntaken from the current folder."
-    ),
-]
+DatasetId = Annotated[tyro.conf.Positional[str], tyro.conf.arg(metavar="DATASET_ID")]
 RemoteUrl = Annotated[tyro.conf.Positional[str], tyro.conf.arg(metavar="REMOTE")]
 
 
+# The subcommands take their shared fields from these bases. A dataclass puts the fields of its
+# last base first: ``class Show(_Local, _Named)`` has dataset_id, then root, as --help lists them.
 @dataclass
-class List:
-    """List local datasets, or those of a remote."""
-
-    remote: str | None = None
-    """Remote URL (file:///path, http://host/path); default: the local root."""
-    root: DatasetsRoot = None
-
-
-@dataclass
-class Show:
-    """Show a local dataset's or group's metadata and checksum."""
-
+class _Named:
     dataset_id: DatasetId
-    root: DatasetsRoot = None
+    """Dataset id (ctdkit/mt10-scripted/reach-v0) or group id (ctdkit/mt10-scripted-v0)."""
 
 
 @dataclass
-class Publish:
-    """Publish a local dataset or group (with sha256 manifests) to a file:// remote."""
-
-    dataset_id: DatasetId
-    remote: RemoteUrl
-    """Remote folder as file:///path (serve it with any static web server)."""
-    root: DatasetsRoot = None
-
-
-@dataclass
-class Download:
-    """Download a dataset or group (verified; skipped when present and verified locally)."""
-
-    dataset_id: DatasetId
+class _Remote(_Named):
     remote: RemoteUrl
     """Remote URL: file:///path (a folder), http://host/path or https://host/path."""
-    root: DatasetsRoot = None
 
 
 @dataclass
-class Verify:
+class _AnyRemote:
+    remote: str | None = None
+    """Remote URL (file:///path, http://host/path); default: the local root."""
+
+
+@dataclass
+class _Local:
+    root: Path | None = None
+    """Datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets); a relative path is
+    taken from the current folder."""
+
+
+@dataclass
+class List(_Local, _AnyRemote):
+    """List local datasets, or those of a remote."""
+
+
+@dataclass
+class Show(_Local, _Named):
+    """Show a local dataset's or group's metadata and checksum."""
+
+
+@dataclass
+class Publish(_Local, _Remote):
+    """Publish a local dataset or group (with sha256 manifests) to a file:// remote."""
+
+    remote: RemoteUrl  # its own help; the field keeps its place after dataset_id
+    """Remote folder as file:///path (serve it with any static web server)."""
+
+
+@dataclass
+class Download(_Local, _Remote):
+    """Download a dataset or group (verified; skipped when present and verified locally)."""
+
+
+@dataclass
+class Verify(_Local, _Named):
     """Check local files against their manifest and the data against the content checksum."""
 
-    dataset_id: DatasetId
-    root: DatasetsRoot = None
     rebuild: bool = False
     """Also re-run the recorded collect command and compare content checksums."""
     recipe: Path | None = None
@@ -100,12 +98,9 @@ class Verify:
 
 
 @dataclass
-class Manifest:
+class Manifest(_Remote):
     """Print a published dataset's sha256 manifest as TOML, or write it into its recipe."""
 
-    dataset_id: DatasetId
-    remote: RemoteUrl
-    """Remote URL: file:///path (a folder), http://host/path or https://host/path."""
     recipe: Path | None = None
     """Recipe (datasets/*.toml) whose manifest section to replace, instead of printing."""
 
