@@ -4,7 +4,10 @@ collective transformer distillation (CTD).
 Data flow, one package per stage, in :data:`STAGES` order: a stage imports only the stages
 before it (``tests/test_architecture.py`` enforces it; the README and docs repeat this order).
 The names below are the public API; they load lazily so that ``import ctdkit.envs`` does not
-pull in torch.
+pull in torch. A stage's main function is reached through its package
+(``ctdkit.collect.collect``, ``ctdkit.eval.evaluate``, ``ctdkit.experts.train_expert``): a
+top-level ``ctdkit.collect`` function would be replaced by the submodule of the same name as
+soon as that is imported.
 """
 
 from __future__ import annotations
@@ -35,7 +38,6 @@ _EXPORTS = {
     "make_env": "ctdkit.envs",
     "resolve_tasks": "ctdkit.envs",
     "CollectConfig": "ctdkit.collect",
-    "collect": "ctdkit.collect",
     "load_transitions": "ctdkit.data",
     "load_datasets": "ctdkit.data",
     "to_d3rlpy": "ctdkit.data",
@@ -45,9 +47,7 @@ _EXPORTS = {
     "CollectiveSAC": "ctdkit.collective",
     "CollectiveAgent": "ctdkit.collective",
     "EvalAgent": "ctdkit.policies",
-    "evaluate": "ctdkit.eval",
     "TrainExpertConfig": "ctdkit.experts",
-    "train_expert": "ctdkit.experts",
     "summarize": "ctdkit.eval",
     "PipelineConfig": "ctdkit.pipeline",
     "run_pipeline": "ctdkit.pipeline",
