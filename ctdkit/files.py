@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -169,3 +170,12 @@ def read_json_object(path: Path, what: str) -> dict[str, Any]:
     except FileNotFoundError:
         raise CtdkitError(f"{what} is missing") from None
     return parse_json_object(data, what)
+
+
+def sha256_file(path: Path, block_bytes: int = 1 << 20) -> str:
+    """The sha256 of a file's bytes, read a block at a time (memory stays flat)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(block_bytes), b""):
+            h.update(block)
+    return h.hexdigest()

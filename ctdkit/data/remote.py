@@ -68,6 +68,7 @@ from ctdkit.files import (
     parse_json_object,
     read_json_object,
     safe_relative_path,
+    sha256_file,
     write_json_atomic,
 )
 
@@ -80,14 +81,6 @@ TIMEOUT_S = 30.0
 DEADLINE_S = 6 * 3600.0
 BLOCK_BYTES = 1 << 20
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(BLOCK_BYTES), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def build_manifest(dataset_dir: Path, checksum: str) -> dict[str, Any]:
