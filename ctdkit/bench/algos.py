@@ -2,12 +2,14 @@
 
 An id is ``[learner-]conditioning``:
 
-* ``ctd``, ``oracle``, ``none`` — ctdkit's collective learner (distillation actor) conditioned on
-  the CLS embedding of the trajectory encoder, a one-hot task id, or nothing;
+* ``ctd``, ``oracle``, ``none``, ``history`` — ctdkit's collective learner (distillation actor)
+  conditioned on the CLS embedding of the trajectory encoder, a one-hot task id, nothing, or
+  the raw last 5 actions and rewards of the episode;
 * ``bc-*``, ``iql-*``, ``cql-*``, ``td3bc-*`` — d3rlpy's own BC, IQL, CQL and TD3+BC, offered the
   same conditioning: their observations are ``[context, observation]``, built by the same
   :class:`~ctdkit.collective.context.ContextModel` for the training rows and, at act time, from
-  the evaluator's episode history (e.g. ``iql-ctd``, ``bc-oracle``, ``cql-none``).
+  the evaluator's episode history (e.g. ``iql-ctd``, ``bc-oracle``, ``cql-none``,
+  ``bc-history``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ COST = {"cql": 10.0, "iql": 3.0, "td3bc": 2.5, "bc": 1.0, COLLECTIVE: 1.0}
 class Algo:
     id: str
     learner: str  # "collective" or a d3rlpy learner
-    conditioning: str  # ctd | oracle | none
+    conditioning: str  # ctd | oracle | none | history
 
 
 def parse_algo(algo_id: str) -> Algo:

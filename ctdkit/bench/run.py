@@ -50,8 +50,8 @@ class BenchRunConfig:
     suite: str
     """Suite name (see `ctdkit.bench.suites`: tiny, mt10-expert, mt10-mixed, ...)."""
     algos: tuple[str, ...] = ()
-    """Algorithm ids, `[learner-]conditioning` (e.g. ctd oracle bc-none iql-ctd); default: the
-    suite's."""
+    """Algorithm ids, `[learner-]conditioning` (e.g. ctd oracle history bc-none iql-ctd
+    bc-history); default: the suite's."""
     seeds: tuple[int, ...] = ()
     """Run seeds (default: the suite's; a suite may run slow learners on fewer)."""
     out: Path = Path("runs/bench")

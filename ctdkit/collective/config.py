@@ -9,8 +9,11 @@ from typing import ClassVar, Literal, get_args
 from ctdkit.envs.observation import validate_view
 from ctdkit.errors import CtdkitError, unknown
 
-Conditioning = Literal["ctd", "oracle", "none"]
+Conditioning = Literal["ctd", "oracle", "none", "history"]
 CONDITIONINGS: tuple[str, ...] = get_args(Conditioning)
+#: the longest ``history`` window (Meta-World episodes are 500 steps; a checkpoint asking for
+#: more is refused before it sizes a network)
+MAX_HISTORY_STEPS = 10_000
 
 
 @dataclass
@@ -36,7 +39,10 @@ class CollectiveSACConfig:
     """
 
     conditioning: Conditioning = "ctd"
-    """Context: CLS embedding (ctd), one-hot task id (oracle), or nothing (none)."""
+    """Context: CLS embedding (ctd), one-hot task id (oracle), nothing (none), or the raw last
+    rewards and actions of the episode (history)."""
+    history_steps: int = 5
+    """Past steps in the `history` context."""
     view: Literal["full", "goal-hidden"] = "full"
     """Observation view the agent sees (goal-hidden zeroes the goal slice)."""
     hidden: tuple[int, ...] = (300, 300)
@@ -72,6 +78,10 @@ class CollectiveSACConfig:
         """Refuse settings that cannot train, with one line naming the field."""
         if self.conditioning not in CONDITIONINGS:
             raise unknown("conditioning mode", self.conditioning, CONDITIONINGS)
+        if not 1 <= self.history_steps <= MAX_HISTORY_STEPS:
+            raise CtdkitError(
+                f"history_steps must be in 1..{MAX_HISTORY_STEPS}, got {self.history_steps}"
+            )
         validate_view(self.view)
         for width in self.hidden:
             if width < 1:

@@ -6,7 +6,9 @@ history), so the two can never disagree. Modes:
 
 * ``oracle`` — a one-hot task id (the upper reference),
 * ``none`` — no context at all (the lower reference),
-* ``ctd`` — the frozen trajectory encoder's CLS embedding of the episode's last <= K steps.
+* ``ctd`` — the frozen trajectory encoder's CLS embedding of the episode's last <= K steps,
+* ``history`` — the raw last k actions and rewards of the episode (the baseline ``ctd`` must
+  beat: Meta-World's rewards differ per task).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ctdkit.collective.config import CONDITIONINGS
+from ctdkit.collective.history_context import HistoryContext
 from ctdkit.data.loader import Transitions
 from ctdkit.errors import CtdkitError, unknown
 from ctdkit.policies.history import EpisodeHistory
@@ -84,12 +87,17 @@ class OracleContext:
         return {"mode": self.mode, "tasks": list(self.tasks)}
 
 
-def make_context(mode: str, data: Transitions, encoder: Any = None) -> ContextModel:
-    """The context model for ``mode`` given the training data (and encoder for ``ctd``)."""
+def make_context(
+    mode: str, data: Transitions, encoder: Any = None, history_steps: int = 5
+) -> ContextModel:
+    """The context model for ``mode`` given the training data (and encoder for ``ctd``, window
+    for ``history``)."""
     if mode == "none":
         return NoContext()
     if mode == "oracle":
         return OracleContext(data.tasks)
+    if mode == "history":
+        return HistoryContext(history_steps, data.actions.shape[1])
     if mode == "ctd":
         if encoder is None:
             raise CtdkitError("conditioning 'ctd' needs a trained encoder (--encoder PATH)")
@@ -119,4 +127,6 @@ def load_context(
         from ctdkit.collective.cls_context import CLSContext
 
         return CLSContext.from_state(state, encoder, device, source)
+    if mode == "history":
+        return HistoryContext.from_state(state)
     raise ValueError(f"unknown conditioning mode {mode!r:.40}")

@@ -89,7 +89,11 @@ def train_collective(config: TrainCollectiveConfig) -> TrainCollectiveResult:
         resume=config.resume,
         overwrite=config.overwrite,
         what="a collective run",
-        defaults={"dataset_id": config.dataset_id},  # runs recorded before run.json
+        # runs recorded before run.json, or before history_steps existed
+        defaults={
+            "dataset_id": config.dataset_id,
+            "collective": {"history_steps": CollectiveSACConfig.history_steps},
+        },
         legacy=_recorded,
     ) as run:
         checkpoint = run.file(CHECKPOINT_FILE)
@@ -120,4 +124,5 @@ def _context(config: TrainCollectiveConfig, data):
         from ctdkit.encoder import TrajectoryEncoder
 
         encoder = TrajectoryEncoder.load(config.encoder, device=config.device)
-    return make_context(config.collective.conditioning, data, encoder)
+    collective = config.collective
+    return make_context(collective.conditioning, data, encoder, collective.history_steps)

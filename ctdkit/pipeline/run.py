@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 
 from ctdkit.collect import CollectConfig, collect
-from ctdkit.collective.config import CollectiveSACConfig
+from ctdkit.collective.config import CONDITIONINGS, CollectiveSACConfig, Conditioning
 from ctdkit.collective.run import WEIGHTS_FILE as COLLECTIVE_WEIGHTS
 from ctdkit.collective.run import TrainCollectiveConfig, train_collective
 from ctdkit.data.ids import parse_group_id
@@ -41,9 +41,10 @@ class PipelineConfig:
     """Expert episodes collected per task (500 steps each)."""
     noise: float = 0.3
     """Action noise of the scripted experts while collecting (labels stay noise-free)."""
-    conditioning: Literal["ctd", "oracle", "none"] = "ctd"
+    conditioning: Conditioning = "ctd"
     """Task context of the collective: `ctd` = the encoder's CLS embedding of the agent's own
-    recent (state, action, reward) window; `oracle` = a one-hot task id; `none` = no context."""
+    recent (state, action, reward) window; `oracle` = a one-hot task id; `none` = no context;
+    `history` = the raw last 5 actions and rewards (the baseline `ctd` must beat)."""
     view: Literal["full", "goal-hidden"] = "full"
     """What the agent sees: the full observation, or the goal position zeroed out."""
     encoder_steps: int = 300
@@ -89,9 +90,9 @@ class PipelineConfig:
             )
         if not (math.isfinite(self.noise) and self.noise >= 0):
             raise CtdkitError(f"--noise must be a finite number >= 0, got {self.noise}")
-        if self.conditioning not in ("ctd", "oracle", "none"):
+        if self.conditioning not in CONDITIONINGS:
             raise CtdkitError(
-                f"--conditioning must be ctd, oracle or none, not {self.conditioning!r}"
+                f"--conditioning must be {', '.join(CONDITIONINGS)}, not {self.conditioning!r}"
             )
         if self.view not in ("full", "goal-hidden"):
             raise CtdkitError(f"--view must be full or goal-hidden, not {self.view!r}")
