@@ -20,6 +20,8 @@ from ctdkit.runs import check_count
 
 #: Minari storage formats a dataset can be written in
 DATA_FORMATS = ("hdf5", "arrow")
+#: experts that can label every visited state (``--labeller``); "none" writes no label infos
+LABELLER_KINDS = ("none", "scripted", "sac")
 
 
 @dataclass
@@ -41,6 +43,10 @@ class CollectConfig:
     random_fraction: float = 0.0
     """Share of each task's stored episodes acted by the random policy instead (the first
     round(f·N) episodes): builds the mixed-quality tier (e.g. 0.5 = half expert, half random)."""
+    labeller: Literal["none", "scripted", "sac"] = "none"
+    """Expert that labels every visited state whoever acts (random episodes too), stored as
+    the infos `label_action_mean`/`label_action_log_std` beside the acting policy's own labels:
+    the noise-free scripted expert, or the `--checkpoint` SAC expert. A derived id ends in -v1."""
     log_std_floor: float = DEFAULT_LOG_STD_FLOOR
     """Smallest log-std written as the expert label (keeps labels finite at noise 0)."""
     seed: int = 0
@@ -79,6 +85,12 @@ class CollectConfig:
         check_count("--ref-episodes", self.ref_episodes, minimum=0)
         if self.policy not in POLICY_KINDS:
             raise unknown("policy", self.policy, POLICY_KINDS)
+        if self.labeller not in LABELLER_KINDS:
+            raise unknown("labeller", self.labeller, LABELLER_KINDS)
+        if self.labeller == "sac" and self.checkpoint is None:
+            raise CtdkitError(
+                "--labeller sac needs --checkpoint PATH (an expert.pt of train_expert)"
+            )
         if not 0.0 <= self.random_fraction <= 1.0:
             raise CtdkitError(f"--random-fraction must be in [0, 1], got {self.random_fraction}")
         if not 0 <= self.noise < math.inf:
@@ -94,7 +106,8 @@ class CollectConfig:
         return resolve_tasks(self.tasks)
 
     def resolved_dataset_id(self) -> str:
-        """The explicit id, or one derived from task set, policy and noise."""
+        """The explicit id, or one derived from task set, policy and noise; version 1 for a
+        labelled collection (its data differ from the unlabelled v0's: the label infos)."""
         if self.dataset_id is not None:
             return self.dataset_id
         tasks = self.resolved_tasks()
@@ -107,7 +120,8 @@ class CollectConfig:
             stem = set_name.lower()
         noise = f"-noise{self.noise:g}".replace(".", "p") if self.noise else ""
         mixed = f"-random{self.random_fraction:g}".replace(".", "p") if self.random_fraction else ""
-        return f"ctdkit/{stem}-{self.policy}{noise}{mixed}-v0"
+        version = "v0" if self.labeller == "none" else "v1"
+        return f"ctdkit/{stem}-{self.policy}{noise}{mixed}-{version}"
 
     def random_episodes(self) -> int:
         """How many of each task's stored episodes the random policy acts."""
@@ -127,7 +141,9 @@ class CollectConfig:
             "ref_episodes",
         ]
         fields = {name: getattr(self, name) for name in keep}
-        if self.policy == "sac":  # the expert's weights determine the data, not its path
+        if self.labeller != "none":  # absent otherwise: unlabelled runs keep their fingerprint
+            fields["labeller"] = self.labeller
+        if "sac" in (self.policy, self.labeller):  # the expert's weights determine the data
             fields["checkpoint_sha256"] = self.checkpoint_sha256()
         return {"tasks": list(self.resolved_tasks()), **fields}
 

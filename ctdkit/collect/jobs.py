@@ -48,6 +48,7 @@ class Job:
     max_episode_steps: int
     acting: ActingPolicy  # the data episodes' policy; reference episodes use their own
     log_std_floor: float
+    labeller: ActingPolicy | None = None  # labels every state of a data episode (--labeller)
 
     def make_policy(self) -> Policy:
         if self.kind == "ref-random":
@@ -55,6 +56,12 @@ class Job:
         if self.kind == "ref-expert":
             return ScriptedPolicy(self.task, noise=0.0, log_std_floor=self.log_std_floor)
         return self.acting(self.task)
+
+    def make_labeller(self) -> Policy | None:
+        """The labeller of a data episode; reference episodes only give scores."""
+        if self.kind != "data" or self.labeller is None:
+            return None
+        return self.labeller(self.task)
 
 
 _WORKER_ENVS: dict[tuple, gym.Env] = {}  # per process: envs are slow to build (~1 s)
@@ -75,9 +82,9 @@ def _cached_env(task: str, seed: int, max_episode_steps: int) -> gym.Env:
 def run_job(job: Job) -> int:
     """Roll out one episode and write its shard (runs in a worker process or inline)."""
     seed = episode_seed(job.env_seed, job.task, job.kind, job.index)
-    policy = job.make_policy()
+    policy, labeller = job.make_policy(), job.make_labeller()
     env = _cached_env(job.task, job.env_seed, job.max_episode_steps)
-    episode = rollout_episode(env, policy, seed)
+    episode = rollout_episode(env, policy, seed, labeller=labeller)
     episode.metadata = {
         "task": job.task,
         "task_index": job.task_index,
@@ -85,6 +92,8 @@ def run_job(job: Job) -> int:
         "noise": getattr(job.acting, "noise", 0.0) if job.kind == "data" else 0.0,
         **episode.metadata,
     }
+    if labeller is not None:  # only then: unlabelled episodes keep their checksums
+        episode.metadata["labeller"] = job.labeller.name
     episode.save(job.shard)
     env_record = job.shard.parent / ENV_RECORD
     if not env_record.exists():  # what the dataset's writer needs to know about this env
@@ -93,10 +102,15 @@ def run_job(job: Job) -> int:
 
 
 def plan_jobs(
-    config: CollectConfig, tasks: tuple[str, ...], staging: Path, acting: ActingPolicy
+    config: CollectConfig,
+    tasks: tuple[str, ...],
+    staging: Path,
+    acting: ActingPolicy,
+    labeller: ActingPolicy | None = None,
 ) -> list[Job]:
     """Every episode of the collection: data episodes (acted by ``acting``, or randomly for
-    the mixed tier's first ``random_episodes()``), then reference episodes, per task."""
+    the mixed tier's first ``random_episodes()``, all labelled by ``labeller`` if given), then
+    reference episodes, per task."""
     jobs = []
     for task_index, task in enumerate(tasks):
         counts = {"data": config.episodes_per_task}
@@ -115,6 +129,7 @@ def plan_jobs(
                         max_episode_steps=config.max_episode_steps,
                         acting=NamedPolicy("random") if random_episode else acting,
                         log_std_floor=config.log_std_floor,
+                        labeller=labeller if kind == "data" else None,
                     )
                 )
     return jobs

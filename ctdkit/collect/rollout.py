@@ -11,7 +11,14 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
-from ctdkit.data.episode import INFO_EXPERT_LOG_STD, INFO_EXPERT_MEAN, INFO_SUCCESS, EpisodeData
+from ctdkit.data.episode import (
+    INFO_EXPERT_LOG_STD,
+    INFO_EXPERT_MEAN,
+    INFO_LABEL_LOG_STD,
+    INFO_LABEL_MEAN,
+    INFO_SUCCESS,
+    EpisodeData,
+)
 from ctdkit.policies.base import Policy, check_finite
 
 #: ``on_step(obs, action, reward, next_obs, terminated, truncated)``, called after each env step
@@ -19,7 +26,11 @@ StepHook = Callable[[np.ndarray, np.ndarray, float, np.ndarray, bool, bool], Non
 
 
 def rollout_episode(
-    env: gym.Env, policy: Policy, seed: int, on_step: StepHook | None = None
+    env: gym.Env,
+    policy: Policy,
+    seed: int,
+    on_step: StepHook | None = None,
+    labeller: Policy | None = None,
 ) -> EpisodeData:
     """Reset ``env`` and ``policy`` with ``seed`` and run until terminated or truncated.
 
@@ -28,6 +39,12 @@ def rollout_episode(
     task and policy fields (Minari stores ``seed`` itself). ``on_step`` lets a learner see each
     transition as it happens (the SAC expert stores it and updates there); after the last step
     ``policy.act`` is called once more, for the final observation's label only.
+
+    A policy with an ``observe(action, reward, next_observation)`` method (a memory, see
+    :class:`~ctdkit.policies.base.Policy`) is told each step's outcome before it acts again
+    (unless that method is ``on_step`` itself, which is then called once, as ``on_step``).
+    ``labeller``, if given, is reset with ``seed`` and asked at every observation, the final one
+    included; its ``mean``/``log_std`` are stored as ``INFO_LABEL_*`` (its action is not used).
     """
     limit = env.spec.max_episode_steps if env.spec is not None else None
     if limit is None:
@@ -42,20 +59,36 @@ def rollout_episode(
     means = np.empty((limit + 1, act_dim), dtype=np.float32)
     log_stds = np.empty((limit + 1, act_dim), dtype=np.float32)
     success = np.zeros((limit + 1, 1), dtype=bool)
+    if labeller is not None:
+        label_means = np.empty((limit + 1, act_dim), dtype=np.float32)
+        label_log_stds = np.empty((limit + 1, act_dim), dtype=np.float32)
+    observe = getattr(policy, "observe", None)
+    if observe is not None and observe == on_step:  # already the step hook (SAC training actor)
+        observe = None
+
+    def label(t: int, obs: np.ndarray) -> None:
+        if labeller is not None:
+            step = check_finite(labeller.act(obs), labeller.name)
+            label_means[t], label_log_stds[t] = step.mean, step.log_std
 
     policy.reset(seed)
+    if labeller is not None:
+        labeller.reset(seed)
     obs, _ = env.reset(seed=seed)
     observations[0] = obs
     t = 0
     while True:
         step = check_finite(policy.act(obs), policy.name)
         means[t], log_stds[t] = step.mean, step.log_std
+        label(t, obs)
         next_obs, reward, terminated, truncated, info = env.step(step.action)
         actions[t], rewards[t] = step.action, reward
         terminations[t], truncations[t] = terminated, truncated
         observations[t + 1] = next_obs
         success[t + 1] = bool(info.get("success", 0.0))
         t += 1
+        if observe is not None:
+            observe(step.action, float(reward), next_obs)
         if on_step is not None:
             on_step(obs, step.action, reward, next_obs, terminated, truncated)
         obs = next_obs
@@ -64,20 +97,27 @@ def rollout_episode(
     # label of the final observation (no action is taken there)
     final = check_finite(policy.act(obs), policy.name)
     means[t], log_stds[t] = final.mean, final.log_std
+    label(t, obs)
 
     if not np.all(np.isfinite(observations[: t + 1])) or not np.all(np.isfinite(rewards[:t])):
         raise FloatingPointError(f"environment {env.spec.id} produced a non-finite observation")
+    infos = {
+        INFO_EXPERT_LOG_STD: log_stds[: t + 1],
+        INFO_EXPERT_MEAN: means[: t + 1],
+        INFO_SUCCESS: success[: t + 1],
+    }
+    if labeller is not None:
+        infos |= {
+            INFO_LABEL_LOG_STD: label_log_stds[: t + 1],
+            INFO_LABEL_MEAN: label_means[: t + 1],
+        }
     return EpisodeData(
         observations=observations[: t + 1],
         actions=actions[:t],
         rewards=rewards[:t],
         terminations=terminations[:t],
         truncations=truncations[:t],
-        infos={
-            INFO_EXPERT_LOG_STD: log_stds[: t + 1],
-            INFO_EXPERT_MEAN: means[: t + 1],
-            INFO_SUCCESS: success[: t + 1],
-        },
+        infos=infos,
         metadata={
             "success": bool(success.any()),
             "return": float(rewards[:t].sum()),

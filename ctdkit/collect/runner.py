@@ -81,20 +81,30 @@ def _validate(config: CollectConfig) -> tuple[tuple[str, ...], GroupId]:
     """The tasks and group of ``config`` once what needs the disk holds too (the config
     checked its flags when it was built): a sac collection's expert checkpoint fits its tasks."""
     tasks = config.resolved_tasks()
-    if config.policy == "sac":
+    if "sac" in (config.policy, config.labeller):
         _validate_expert(config, tasks)
     return tasks, parse_group_id(config.resolved_dataset_id())
 
 
 def _validate_expert(config: CollectConfig, tasks: tuple[str, ...]) -> None:
-    """A SAC expert acts on its own task only, with the env's dimensions."""
+    """A SAC expert acts (or labels) on its own task only, with the env's dimensions."""
     if config.checkpoint is None:
-        raise CtdkitError("--policy sac needs --checkpoint PATH (an expert.pt of train_expert)")
+        flag = "--policy" if config.policy == "sac" else "--labeller"
+        raise CtdkitError(f"{flag} sac needs --checkpoint PATH (an expert.pt of train_expert)")
     from ctdkit.policies.sac import check_expert_fits, load_expert  # torch: only for sac
 
     _, record = load_expert(config.checkpoint)
     for task in tasks:
         check_expert_fits(config.checkpoint, record, task)
+
+
+def make_labeller(config: CollectConfig) -> ActingPolicy | None:
+    """``--labeller`` as a policy factory (noise-free: a label is the expert's own mean), or
+    None without one."""
+    if config.labeller == "none":
+        return None
+    checkpoint = str(config.checkpoint) if config.labeller == "sac" else None
+    return NamedPolicy(config.labeller, 0.0, config.log_std_floor, checkpoint)
 
 
 def _prepare_staging(config: CollectConfig, staging: Path, acting: ActingPolicy | None) -> None:
@@ -167,6 +177,7 @@ def assemble_task(job: AssembleJob) -> TaskSummary:
         "policy": config.policy,
         "noise": config.noise,
         "random_fraction": config.random_fraction,
+        **({"labeller": config.labeller} if config.labeller != "none" else {}),
         "log_std_floor": config.log_std_floor,
         "seed": config.seed,
         "max_episode_steps": config.max_episode_steps,
@@ -180,14 +191,20 @@ def assemble_task(job: AssembleJob) -> TaskSummary:
     if job.acting is not None:  # a policy object: its name and settings, not --policy's
         policy = algorithm = job.acting.name
         extra |= {"policy": policy, "noise": 0.0, "acting": job.acting.fingerprint()}
-    elif config.policy == "sac":  # which expert acted: its file and content hash
-        extra |= {
+    if (job.acting is None and config.policy == "sac") or config.labeller == "sac":
+        extra |= {  # which expert acted or labelled: its file and content hash
             "checkpoint": str(config.checkpoint),
             "checkpoint_sha256": config.checkpoint_sha256(),
         }
     noise = f" with Gaussian action noise σ={config.noise:g}" if config.noise else ""
     if config.random_episodes():
         noise += f" ({config.random_episodes()} of them acted by the random policy instead)"
+    labels = "the acting policy's action mean/log-std labels"
+    if config.labeller != "none":
+        labels += (
+            f", and label_action_mean/log_std: the noise-free {config.labeller} expert's label "
+            "at every visited state, whoever acted"
+        )
     with minari_root(staging / "minari"):
         dataset = write_dataset(
             dataset_id,
@@ -197,7 +214,7 @@ def assemble_task(job: AssembleJob) -> TaskSummary:
             description=(
                 f"Meta-World {task}: {config.episodes_per_task} episodes of the {policy} "
                 f"policy{noise}, {config.max_episode_steps}-step time limit, seed {config.seed}. "
-                "Infos carry per-step success and the acting policy's action mean/log-std labels."
+                f"Infos carry per-step success and {labels}."
             ),
             algorithm_name=algorithm,
             ref_min_score=ref_min,
@@ -227,9 +244,9 @@ def command_line(config: CollectConfig) -> str:
     defaults = CollectConfig()
     for name in ("episodes_per_task", "policy", "noise", "seed", "max_episode_steps"):
         parts += [f"--{name.replace('_', '-')}", str(getattr(config, name))]
-    if config.policy == "sac":
+    if "sac" in (config.policy, config.labeller):
         parts += ["--checkpoint", str(config.checkpoint)]
-    for name in ("random_fraction", "log_std_floor", "ref_episodes", "data_format"):
+    for name in ("random_fraction", "labeller", "log_std_floor", "ref_episodes", "data_format"):
         if getattr(config, name) != getattr(defaults, name):
             parts += [f"--{name.replace('_', '-')}", str(getattr(config, name))]
     parts += ["--dataset-id", config.resolved_dataset_id()]
@@ -309,7 +326,7 @@ def _collect_locked(
     _prepare_staging(config, staging, acting)
     checkpoint = None if config.checkpoint is None else str(config.checkpoint)
     named = NamedPolicy(config.policy, config.noise, config.log_std_floor, checkpoint)
-    jobs = plan_jobs(config, tasks, staging, acting or named)
+    jobs = plan_jobs(config, tasks, staging, acting or named, make_labeller(config))
     todo = [job for job in jobs if not job.shard.exists()]
     name = config.resolved_dataset_id()
     parallel_map(

@@ -6,6 +6,7 @@ from ctdkit.data.ids import GroupId, parse_group_id
 from ctdkit.data.loader import (
     TaskDatasets,
     Transitions,
+    concat_transitions,
     load_datasets,
     load_transitions,
     to_d3rlpy,
@@ -16,6 +17,7 @@ __all__ = [
     "GroupId",
     "TaskDatasets",
     "Transitions",
+    "concat_transitions",
     "content_checksum",
     "load_datasets",
     "load_transitions",

@@ -9,6 +9,11 @@ reset's first). Per-step infos use fixed keys, present at reset too, each with a
   action was taken).
 * ``success[t]``: Meta-World's success flag of the step that produced observation ``t``
   (``success[0]`` belongs to the reset and is 0), so ``success[t + 1]`` goes with ``reward[t]``.
+* ``label_action_mean[t]``, ``label_action_log_std[t]``: only in data collected with a
+  *labeller* (``--labeller``): an expert's label at observation ``t`` whoever acted, so random
+  episodes of the mixed tier carry expert targets too. The ``expert_*`` keys keep the acting
+  policy's own labels (offline-RL baselines need what was done); without a labeller neither key
+  is written, so such datasets keep their content checksums.
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ INFO_SUCCESS = "success"
 INFO_EXPERT_MEAN = "expert_action_mean"
 INFO_EXPERT_LOG_STD = "expert_action_log_std"
 INFO_KEYS = (INFO_EXPERT_LOG_STD, INFO_EXPERT_MEAN, INFO_SUCCESS)  # sorted: checksum order
+INFO_LABEL_MEAN = "label_action_mean"
+INFO_LABEL_LOG_STD = "label_action_log_std"
+#: written in addition to INFO_KEYS by a collection with a labeller
+LABEL_KEYS = (INFO_LABEL_LOG_STD, INFO_LABEL_MEAN)
 
 _ARRAY_FIELDS = ("observations", "actions", "rewards", "terminations", "truncations")
 
@@ -40,7 +49,7 @@ class EpisodeData:
     rewards: np.ndarray  # (N,) float64
     terminations: np.ndarray  # (N,) bool
     truncations: np.ndarray  # (N,) bool
-    infos: dict[str, np.ndarray]  # INFO_KEYS -> (N + 1, k)
+    infos: dict[str, np.ndarray]  # INFO_KEYS (+ LABEL_KEYS if labelled) -> (N + 1, k)
     metadata: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
 

@@ -2,9 +2,11 @@
 
 ``load_transitions("ctdkit/mt10-scripted-v0")`` gives one :class:`Transitions` whose row ``t``
 is a full transition ``(obs, action, reward, next_obs, terminated, truncated)`` with its task,
-episode and step indices and the expert labels at ``obs``. Minari stores ``N + 1`` observations
-per ``N``-step episode; rows are built per episode from ``observations[:-1]`` and
-``observations[1:]``, so ``next_obs`` is the real final observation, never a reset observation.
+episode and step indices and the expert labels at ``obs``: a labeller's (``label_action_*``,
+data collected with ``--labeller``) where an episode has them, else the acting policy's own.
+Minari stores ``N + 1`` observations per ``N``-step episode; rows are built per episode from
+``observations[:-1]`` and ``observations[1:]``, so ``next_obs`` is the real final observation,
+never a reset observation.
 
 A dataset folder is untrusted input (it may have been downloaded or edited): its
 ``metadata.json`` passes :func:`~ctdkit.data.trust.check_dataset_metadata` before Minari reads
@@ -15,7 +17,7 @@ spaces before it is used, so damage is one line naming the dataset, episode and 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -24,7 +26,13 @@ import minari
 import numpy as np
 
 from ctdkit.data.checksum import combine_checksums, episode_metadata, episodes_checksum
-from ctdkit.data.episode import INFO_EXPERT_LOG_STD, INFO_EXPERT_MEAN, INFO_SUCCESS
+from ctdkit.data.episode import (
+    INFO_EXPERT_LOG_STD,
+    INFO_EXPERT_MEAN,
+    INFO_LABEL_LOG_STD,
+    INFO_LABEL_MEAN,
+    INFO_SUCCESS,
+)
 from ctdkit.data.ids import parse_group_id
 from ctdkit.data.store import CTDKIT_METADATA_KEY, datasets_root, minari_root, read_group_metadata
 from ctdkit.data.trust import check_dataset_metadata
@@ -59,7 +67,8 @@ class Transitions:
     task_index: np.ndarray  # (T,) int64, index into ``tasks``
     episode_index: np.ndarray  # (T,) int64, episode number within the loaded group
     step_index: np.ndarray  # (T,) int64, step within the episode
-    expert_action_mean: np.ndarray  # (T, action_dim) float32, label at ``observations``
+    expert_action_mean: np.ndarray  # (T, action_dim) float32, label at ``observations``:
+    # the labeller's where the episode was labelled (``label_action_*``), else the acting policy's
     expert_action_log_std: np.ndarray  # (T, action_dim) float32
     success: np.ndarray  # (T,) bool, Meta-World's success flag after this step
     tasks: tuple[str, ...] = ()
@@ -67,6 +76,7 @@ class Transitions:
     checksum: str = ""
     view: str = "full"
     has_expert_labels: bool = True  # False: the dataset stores no labels (arrays are zeros)
+    relabelled: bool = False  # True: every episode's labels are a labeller's (``--labeller``)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -155,7 +165,8 @@ def _check_columns(name: str, episode, obs_dim: int, action_dim: int) -> dict[st
     infos = episode.infos
     if INFO_SUCCESS not in infos:
         raise bad(f"info column {INFO_SUCCESS!r} is missing")
-    widths = {INFO_SUCCESS: 1, INFO_EXPERT_MEAN: action_dim, INFO_EXPERT_LOG_STD: action_dim}
+    label_keys = (INFO_EXPERT_MEAN, INFO_EXPERT_LOG_STD, INFO_LABEL_MEAN, INFO_LABEL_LOG_STD)
+    widths = {INFO_SUCCESS: 1} | dict.fromkeys(label_keys, action_dim)
     columns = {key: np.asarray(getattr(episode, key)) for key in expected}
     for key, value in infos.items():
         value = np.asarray(value)
@@ -211,7 +222,7 @@ def load_transitions(
     group = load_datasets(dataset_id, root)
     columns: dict[str, list[np.ndarray]] = {f.name: [] for f in fields(Transitions)}
     episode_counter = 0
-    has_labels = True
+    has_labels, relabelled = True, True
     widths: tuple[int, int] | None = None
     checksums: list[str] = []
     for task_index, (_task, dataset) in enumerate(group):
@@ -234,8 +245,12 @@ def load_transitions(
             obs = episode_columns["observations"]
             n = len(episode_columns["actions"])
             infos = episode.infos
-            labelled = INFO_EXPERT_MEAN in infos and INFO_EXPERT_LOG_STD in infos
-            has_labels = has_labels and labelled
+            if INFO_LABEL_MEAN in infos and INFO_LABEL_LOG_STD in infos:  # a labeller's
+                mean_key, log_std_key = INFO_LABEL_MEAN, INFO_LABEL_LOG_STD
+            else:
+                mean_key, log_std_key = INFO_EXPERT_MEAN, INFO_EXPERT_LOG_STD
+                relabelled = False
+            has_labels = has_labels and mean_key in infos and log_std_key in infos
             no_label = np.zeros((n + 1, action_dim), dtype=np.float32)
             rows = {
                 "observations": obs[:-1],
@@ -247,8 +262,8 @@ def load_transitions(
                 "task_index": np.full(n, task_index),
                 "episode_index": np.full(n, episode_counter),
                 "step_index": np.arange(n),
-                "expert_action_mean": infos.get(INFO_EXPERT_MEAN, no_label)[:-1],
-                "expert_action_log_std": infos.get(INFO_EXPERT_LOG_STD, no_label)[:-1],
+                "expert_action_mean": infos.get(mean_key, no_label)[:-1],
+                "expert_action_log_std": infos.get(log_std_key, no_label)[:-1],
                 "success": np.asarray(infos[INFO_SUCCESS])[1:].reshape(n),
             }
             for key, value in rows.items():
@@ -287,6 +302,49 @@ def load_transitions(
         checksum=group.checksum,
         view=view,
         has_expert_labels=has_labels,
+        relabelled=relabelled,
+    )
+
+
+def concat_transitions(parts: Sequence[Transitions], dataset_id: str) -> Transitions:
+    """The rows of ``parts`` in order, as one dataset named ``dataset_id`` (e.g. a base dataset
+    and DAgger rounds collected later): the parts must share tasks, view and widths, episodes
+    are renumbered consecutively, and the checksum combines the parts' (id, checksum) pairs."""
+    if not parts:
+        raise CtdkitError(f"concat_transitions: no parts to concatenate into {dataset_id}")
+    first = parts[0]
+    for part in parts[1:]:
+        for what, mine, theirs in [
+            ("tasks", " ".join(part.tasks), " ".join(first.tasks)),
+            ("view", part.view, first.view),
+        ]:
+            if mine != theirs:
+                raise CtdkitError(
+                    f"concat_transitions: {part.dataset_id} has {what} {mine}, "
+                    f"{first.dataset_id} {theirs}; only parts alike concatenate"
+                )
+        widths = [(t.observations.shape[1], t.actions.shape[1]) for t in (first, part)]
+        if widths[0] != widths[1]:
+            raise CtdkitError(
+                f"concat_transitions: {part.dataset_id} has {widths[1][0]}-dim observations and "
+                f"{widths[1][1]}-dim actions, {first.dataset_id} {widths[0][0]} and "
+                f"{widths[0][1]}"
+            )
+    arrays: dict[str, np.ndarray] = {}
+    for key in first.arrays():
+        values = [getattr(part, key) for part in parts]
+        if key == "episode_index":  # each part's episodes follow the previous parts'
+            offsets = np.cumsum([0] + [part.num_episodes for part in parts[:-1]])
+            values = [value + offset for value, offset in zip(values, offsets, strict=True)]
+        arrays[key] = np.concatenate(values)
+    return Transitions(
+        **arrays,
+        tasks=first.tasks,
+        dataset_id=dataset_id,
+        checksum=combine_checksums((part.dataset_id, part.checksum) for part in parts),
+        view=first.view,
+        has_expert_labels=all(part.has_expert_labels for part in parts),
+        relabelled=all(part.relabelled for part in parts),
     )
 
 

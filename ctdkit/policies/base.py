@@ -27,7 +27,14 @@ class PolicyStep:
 
 @runtime_checkable
 class Policy(Protocol):
-    """What ``ctdkit.collect`` (and later evaluation) needs from an acting policy."""
+    """What ``ctdkit.collect`` (and later evaluation) needs from an acting policy.
+
+    Optional memory hook (not a protocol member, so stateless policies need not define it): a
+    policy with ``observe(action, reward, next_observation)`` is called by
+    :func:`~ctdkit.collect.rollout.rollout_episode` after every env step, before its next
+    ``act``, with the executed action, the reward and the next observation — what a policy
+    conditioned on its own history (a context encoder) needs to remember.
+    """
 
     #: short name stored in dataset metadata ("scripted", "random", "sac", ...)
     name: str
