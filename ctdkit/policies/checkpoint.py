@@ -13,6 +13,7 @@ not a collective checkpoint") whichever stage wrote it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import warnings
 from collections.abc import Sequence
@@ -209,3 +210,27 @@ def checkpoint_damaged(kind: CheckpointKind, source: str, error: Exception) -> C
     """The one line for a checkpoint whose entries do not fit together (wrong shapes, types)."""
     reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
     return CtdkitError(f"{kind.name} {source} is damaged ({_short(reason)})")
+
+
+def content_digest(state: Any) -> str:
+    """sha256 of a checkpoint's content (every tensor's name, dtype, shape and bytes, and the
+    plain values), independent of the file: ``torch.save`` writes a fresh serialization id into
+    every file, so two saves of the same weights differ byte for byte."""
+    h = hashlib.sha256()
+
+    def walk(value: Any, name: str) -> None:
+        if isinstance(value, torch.Tensor):
+            array = value.detach().cpu().contiguous()
+            h.update(f"{name}|{array.dtype}|{tuple(array.shape)}|".encode())
+            h.update(array.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, dict):
+            for key in sorted(value, key=str):
+                walk(value[key], f"{name}.{key}")
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                walk(item, f"{name}[{index}]")
+        else:
+            h.update(f"{name}={value!r}|".encode())
+
+    walk(state, "")
+    return h.hexdigest()

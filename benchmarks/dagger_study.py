@@ -1,0 +1,306 @@
+"""The DAgger study: does the collective reach its teacher, and does the CLS context earn its place?
+
+    python benchmarks/dagger_study.py --conditionings history ctd oracle none --seeds 0 \
+        --out runs/dagger-study
+
+One ``python -m ctdkit.dagger`` run (:func:`ctdkit.dagger.run_dagger`) per (view, conditioning,
+seed[, frozen encoder]), each in its own folder under ``--out`` and resumable at any point;
+``--controls`` adds, per conditioning and seed, the data-matched control: the same rounds with
+β = 1 throughout (the expert acts alone), so its final round distils as many expert-only
+transitions as DAgger's, with the same updates (reported as round -1). Every finished run is
+folded into ``--results`` (``benchmarks/results/dagger_mt10.json``) and its markdown table and
+plot as soon as it finishes, so a study spread over sessions commits what it has.
+
+Rows are read at the last round and the final actor step of every seed run — never the best
+round or seed; screening rows (``episodes_per_task`` = ``--screening-episodes``) are labelled
+as such. Evaluation seeds (>= 100) never collect data.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import tyro
+
+from ctdkit.dagger import DaggerConfig, run_dagger
+from ctdkit.envs.tasks import resolve_tasks
+from ctdkit.eval.protocols import EvalResult
+from ctdkit.eval.run import EvaluateConfig, run_evaluation
+from ctdkit.eval.stats import summarize
+from ctdkit.files import read_json_object, write_json_atomic, write_text_atomic
+
+
+@dataclass
+class Args:
+    tasks: tuple[str, ...] = ("MT10",)
+    views: tuple[str, ...] = ("full",)
+    conditionings: tuple[str, ...] = ("ctd", "history", "oracle", "none")
+    seeds: tuple[int, ...] = (0, 1, 2)
+    frozen_encoder_seeds: tuple[int, ...] = (0,)
+    """Seeds whose ctd runs are repeated with round 0's encoder kept frozen."""
+    controls: tuple[str, ...] = ()
+    """Conditionings that get the data-matched control (β = 1 every round)."""
+    rounds: int = 3
+    episodes_per_task: int = 10
+    beta: float = 0.5
+    noise: float = 0.3
+    collective_steps: int = 3000
+    encoder_steps: int = 300
+    screening_episodes: int = 10
+    final_episodes: int = 50
+    eval_seeds: tuple[int, ...] = (100,)
+    workers: int = 2
+    out: Path = Path("runs/dagger-study")
+    results: Path = Path("benchmarks/results/dagger_mt10.json")
+    only_results: bool = False
+    """Rebuild the results from finished runs without running anything."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    view: str
+    conditioning: str
+    seed: int
+    encoder: str = "retrained"  # or "frozen"
+    control: bool = False
+
+    @property
+    def name(self) -> str:
+        suffix = "-frozen" if self.encoder == "frozen" else "-control" if self.control else ""
+        return f"{self.view}/{self.conditioning}{suffix}/seed{self.seed}"
+
+
+def cells(args: Args) -> list[Cell]:
+    planned = []
+    for seed in args.seeds:
+        for view in args.views:
+            for conditioning in args.conditionings:
+                planned.append(Cell(view, conditioning, seed))
+                if conditioning == "ctd" and seed in args.frozen_encoder_seeds:
+                    planned.append(Cell(view, conditioning, seed, encoder="frozen"))
+                if conditioning in args.controls:
+                    planned.append(Cell(view, conditioning, seed, control=True))
+    return planned
+
+
+def dagger_config(args: Args, cell: Cell) -> DaggerConfig:
+    defaults = DaggerConfig()
+    return DaggerConfig(
+        tasks=args.tasks,
+        rounds=args.rounds,
+        episodes_per_task=args.episodes_per_task,
+        beta=1.0 if cell.control else args.beta,
+        noise=args.noise,
+        collective=dataclasses.replace(
+            defaults.collective, conditioning=cell.conditioning, view=cell.view
+        ),
+        collective_steps=args.collective_steps,
+        encoder=defaults.encoder,
+        encoder_steps=args.encoder_steps,
+        encoder_schedule=cell.encoder,
+        eval_seeds=args.eval_seeds,
+        screening_episodes=args.screening_episodes,
+        final_episodes=args.final_episodes,
+        seed=cell.seed,
+        workers=args.workers,
+        out=args.out / cell.name,
+        progress=False,
+    )
+
+
+def _results(folder: Path) -> list[EvalResult]:
+    return [
+        EvalResult(**read_json_object(p, str(p))["result"])
+        for p in sorted(folder.glob("official-seed*.json"))
+    ]
+
+
+def _row(cells_done: list[tuple[Cell, dict]], round_index: int, kind: str) -> dict | None:
+    """One results row: the cells' evaluations of ``round_index`` pooled over seeds."""
+    pooled, seeds, collect_seeds, transitions, steps = [], [], [], set(), set()
+    for cell, result in cells_done:
+        record = next((r for r in result["rounds"] if r["round"] == round_index), None)
+        if record is None:
+            continue
+        run_dir = Path(result["out"])
+        if kind == "screening":
+            folder = run_dir / f"round-{round_index}" / "screening"
+        else:
+            folder = run_dir / f"final-round-{round_index}"
+        found = _results(folder)
+        if not found:
+            continue
+        pooled += found
+        seeds.append(cell.seed)
+        collect_seeds += [r["collect_seed"] for r in result["rounds"][: round_index + 1]]
+        transitions.add(record["labelled_transitions"])
+        steps.add(record["actor_steps"])
+    if not pooled:
+        return None
+    summary = summarize(pooled)
+    cell = cells_done[0][0]
+    episodes = len(pooled[0].episodes) // len(pooled[0].tasks)
+    return {
+        "conditioning": cell.conditioning,
+        "view": cell.view,
+        "round": -1 if cell.control else round_index,
+        "labelled_transitions": max(transitions),
+        "actor_steps": max(steps),
+        "encoder": cell.encoder if cell.conditioning == "ctd" else "retrained",
+        "seeds": sorted(seeds),
+        "collect_seeds": sorted(set(collect_seeds)),
+        "eval_seeds": sorted({r.seed for r in pooled}),
+        "episodes_per_task": episodes,
+        "screening": kind == "screening",
+        "mean": summary["mean_success"],
+        "ci": summary["ci95"],
+        "per_task": {t: v["success"] for t, v in summary["tasks"].items()},
+    }
+
+
+def fold(args: Args) -> dict:
+    """Every finished run under ``--out`` as the results JSON (and its markdown and plot)."""
+    groups: dict[tuple, list[tuple[Cell, dict]]] = {}
+    wall = []
+    for cell in cells(args):
+        path = args.out / cell.name / "rounds.json"
+        if not path.is_file():
+            continue
+        result = read_json_object(path, str(path)) | {"out": str(args.out / cell.name)}
+        key = (cell.view, cell.conditioning, cell.encoder, cell.control)
+        groups.setdefault(key, []).append((cell, result))
+        wall.append(
+            {"run": cell.name, "seconds": {r["round"]: r["seconds"] for r in result["rounds"]}}
+        )
+    rows = []
+    for done in groups.values():
+        control = done[0][0].control
+        last = max(r["round"] for _, res in done for r in res["rounds"])
+        for round_index in range(last + 1):
+            if not control:
+                row = _row(done, round_index, "screening")
+                rows.append(row) if row else None
+        row = _row(done, last, "final")
+        rows.append(row) if row else None
+    teacher = _teacher(args)
+    results = {
+        "teacher": teacher["mean_success"],
+        "teacher_ci": teacher["ci95"],
+        "tasks": list(resolve_tasks(args.tasks)),
+        "protocol": "official",
+        "settings": {
+            k: v
+            for k, v in json.loads(json.dumps(dataclasses.asdict(args), default=str)).items()
+            if k not in ("out", "results", "only_results", "workers")
+        },
+        "rows": rows,
+        "wall_seconds": wall,
+    }
+    write_json_atomic(args.results, results, indent=1)
+    write_text_atomic(args.results.with_suffix(".md"), markdown(results))
+    plot(results, args.results.with_suffix(".png"))
+    return results
+
+
+def _teacher(args: Args) -> dict:
+    """The scripted experts under the same protocol, seeds and final episode count."""
+    return run_evaluation(
+        EvaluateConfig(
+            agent="scripted",
+            tasks=args.tasks,
+            seeds=args.eval_seeds,
+            episodes=args.final_episodes,
+            out=args.out / "teacher",
+            progress=False,
+        )
+    )
+
+
+def _label(row: dict) -> str:
+    name = row["conditioning"] + ("" if row["encoder"] == "retrained" else " (frozen encoder)")
+    return name + (" control (β=1)" if row["round"] == -1 else "")
+
+
+def markdown(results: dict) -> str:
+    """Final rows first (every seed, last round, final actor step), then screening by round."""
+    lines = [
+        f"Teacher (scripted, same protocol): **{results['teacher']:.3f}** "
+        f"[{results['teacher_ci'][0]:.2f}, {results['teacher_ci'][1]:.2f}]. Official protocol "
+        f"on held-out goals (evaluation seeds >= 100; collection seeds < 100).",
+        "",
+        "| conditioning | view | round | labelled transitions | actor steps | seeds "
+        "| episodes/task | mean [95% CI] |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    ordered = sorted(
+        results["rows"],
+        key=lambda r: (r["screening"], r["view"], _label(r), r["round"]),
+    )
+    for row in ordered:
+        kind = " (screening)" if row["screening"] else ""
+        lines.append(
+            f"| {_label(row)} | {row['view']} | {row['round']} | {row['labelled_transitions']} "
+            f"| {row['actor_steps']} | {row['seeds']} | {row['episodes_per_task']}{kind} "
+            f"| **{row['mean']:.3f}** [{row['ci'][0]:.2f}, {row['ci'][1]:.2f}] |"
+        )
+    finals = [r for r in results["rows"] if not r["screening"]]
+    if finals:
+        tasks = results["tasks"]
+        lines += ["", "Per task, final rows:", ""]
+        lines.append("| task | " + " | ".join(_label(r) for r in finals) + " |")
+        lines.append("|---|" + "---|" * len(finals))
+        for task in tasks:
+            cells_ = " | ".join(f"{r['per_task'][task]:.2f}" for r in finals)
+            lines.append(f"| {task} | {cells_} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, path: Path) -> None:
+    """Screening success against round, one line per conditioning (95% CI as a band)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    series: dict[str, list[dict]] = {}
+    for row in results["rows"]:
+        if row["screening"]:
+            series.setdefault(f"{_label(row)} ({row['view']})", []).append(row)
+    for label, rows in sorted(series.items()):
+        rows.sort(key=lambda r: r["round"])
+        x = [r["round"] for r in rows]
+        ax.plot(x, [r["mean"] for r in rows], marker="o", label=label)
+        ax.fill_between(x, [r["ci"][0] for r in rows], [r["ci"][1] for r in rows], alpha=0.15)
+    ax.axhline(results["teacher"], color="black", linestyle="--", label="teacher")
+    ax.set_xlabel("DAgger round")
+    ax.set_ylabel("success (screening)")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(args: Args) -> None:
+    if not args.only_results:
+        for cell in cells(args):
+            started = time.perf_counter()
+            run_dagger(dagger_config(args, cell))
+            print(f"{cell.name}: done ({time.perf_counter() - started:.0f} s)", flush=True)
+            fold(args)
+    results = fold(args)
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))

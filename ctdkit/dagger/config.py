@@ -1,0 +1,147 @@
+"""Configuration of a DAgger run (doubles as the ``python -m ctdkit.dagger`` CLI).
+
+Seed discipline: a run's rounds collect on seeds below :data:`FIRST_EVAL_SEED` (their goal
+variations are training goals) and evaluate on seeds at or above it, which never collect data
+and never choose a round, a checkpoint or a setting. Round ``i`` of run seed ``s`` collects on
+seed ``s + 10 i`` (:func:`collect_seed`), so the rounds of one run see different goals and two
+runs with seeds 0..9 never share a collection seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ctdkit.collective.config import CollectiveSACConfig
+from ctdkit.encoder.config import EncoderConfig
+from ctdkit.envs.make import MAX_EPISODE_STEPS, validate_max_episode_steps
+from ctdkit.envs.tasks import resolve_tasks
+from ctdkit.errors import CtdkitError
+from ctdkit.runs import check_count
+
+#: evaluation seeds start here; every collection seed lies below it
+FIRST_EVAL_SEED = 100
+#: run seeds 0..9 and rounds 0..9 map to distinct collection seeds below 100
+MAX_RUN_SEED = 9
+MAX_ROUNDS = 9
+
+
+def collect_seed(run_seed: int, round_index: int) -> int:
+    """The collection seed of round ``round_index`` of a run with seed ``run_seed``."""
+    if not 0 <= run_seed <= MAX_RUN_SEED or not 0 <= round_index <= MAX_ROUNDS:
+        raise CtdkitError(
+            f"DAgger collects on seed + 10 * round below {FIRST_EVAL_SEED}: --seed must be in "
+            f"0..{MAX_RUN_SEED} and --rounds at most {MAX_ROUNDS}"
+        )
+    return run_seed + 10 * round_index
+
+
+def beta_schedule(beta: float, round_index: int) -> float:
+    """βᵢ = βʳᵒᵘⁿᵈ (Ross et al., 2011): round 0 is the expert's alone (β₀ = 1), later rounds
+    hand the collective a growing share of the steps."""
+    return float(beta**round_index)
+
+
+@dataclass
+class DaggerConfig:
+    """DAgger rounds: the collective acts (the expert with probability βᵢ per step), the
+    scripted expert labels every visited state, the collective retrains on the aggregate."""
+
+    tasks: tuple[str, ...] = ("reach-v3", "push-v3", "pick-place-v3")
+    """Tasks (or MT10 / MT50). The default three: reach and pick-place reset to identical
+    observations, so only a context can tell them apart."""
+    rounds: int = 3
+    """DAgger rounds after round 0 (the expert's data). A rerun with more rounds extends the run."""
+    episodes_per_task: int = 10
+    """Episodes collected per task in every round."""
+    beta: float = 0.5
+    """β schedule βᵢ = beta^i: the chance that the expert, not the collective, takes a step."""
+    noise: float = 0.3
+    """Gaussian action noise of the expert's steps (labels stay noise-free)."""
+    collective: CollectiveSACConfig = field(
+        default_factory=lambda: CollectiveSACConfig(batch_size=256, actor_lr=1e-3, critic=False)
+    )
+    """Collective learner (conditioning, view, sizes); its seed is --seed. No critic by default:
+    distillation never reads it (the actor's updates do not depend on it)."""
+    collective_steps: int = 3000
+    """Collective updates per round, warm-started from the previous round."""
+    checkpoint_every: int = 1000
+    """Save the collective's training state every this many updates (resume point)."""
+    encoder: EncoderConfig = field(
+        default_factory=lambda: EncoderConfig(lr=1e-3, batch_size=64, attention_dropout=0.0)
+    )
+    """Trajectory encoder of `ctd` conditioning (its view is the collective's); seed is --seed."""
+    encoder_steps: int = 300
+    """Encoder updates when it is trained (ctd)."""
+    encoder_schedule: Literal["retrained", "frozen"] = "retrained"
+    """ctd: train a new encoder on the aggregate every round, or keep round 0's."""
+    eval_seeds: tuple[int, ...] = (FIRST_EVAL_SEED,)
+    """Evaluation seeds (>= 100: goals never used for collection)."""
+    screening_episodes: int = 10
+    """Episodes per task of the screening evaluation after every round (0: none)."""
+    final_episodes: int = 50
+    """Episodes per task of the final round's evaluation (0: none)."""
+    max_episode_steps: int = MAX_EPISODE_STEPS
+    """Episode length of collection and evaluation."""
+    seed: int = 0
+    """Run seed (0..9): collection seeds, networks, sampling."""
+    workers: int = 2
+    """Worker processes for collection."""
+    torch_threads: int = 1
+    """torch threads for training and evaluation (1 is steady on small machines)."""
+    out: Path = Path("runs/dagger")
+    """Run folder: per-round datasets, encoder, collective, evaluations, `rounds.json`."""
+    progress: bool = True
+    """Show progress bars."""
+
+    def __post_init__(self) -> None:
+        """Refuse bad settings in one line before anything is written."""
+        resolve_tasks(self.tasks)
+        check_count("--rounds", self.rounds, minimum=0)
+        counts = ("episodes_per_task", "collective_steps", "checkpoint_every", "encoder_steps")
+        for name in (*counts, "workers"):
+            check_count(f"--{name.replace('_', '-')}", getattr(self, name))
+        check_count("--torch-threads", self.torch_threads)
+        for name in ("screening_episodes", "final_episodes"):
+            check_count(f"--{name.replace('_', '-')}", getattr(self, name), minimum=0)
+        collect_seed(self.seed, self.rounds)  # both in range
+        if not 0.0 <= self.beta <= 1.0:
+            raise CtdkitError(f"--beta must be in [0, 1], got {self.beta}")
+        if not (math.isfinite(self.noise) and self.noise >= 0):
+            raise CtdkitError(f"--noise must be a finite number >= 0, got {self.noise}")
+        if not self.eval_seeds:
+            raise CtdkitError("--eval-seeds is empty: give at least one seed, e.g. 100")
+        low = [s for s in self.eval_seeds if s < FIRST_EVAL_SEED]
+        if low:
+            raise CtdkitError(
+                f"--eval-seeds {low[0]} is below {FIRST_EVAL_SEED}: seeds below it collect "
+                "training data; evaluate on held-out goals (e.g. --eval-seeds 100)"
+            )
+        if self.encoder_schedule not in ("retrained", "frozen"):
+            raise CtdkitError(
+                f"--encoder-schedule must be retrained or frozen, not {self.encoder_schedule!r}"
+            )
+        validate_max_episode_steps(self.max_episode_steps)
+
+    def resolved_tasks(self) -> tuple[str, ...]:
+        return resolve_tasks(self.tasks)
+
+    def collective_config(self) -> CollectiveSACConfig:
+        return dataclasses.replace(self.collective, seed=self.seed)
+
+    def encoder_config(self) -> EncoderConfig:
+        return self.encoder.replace(seed=self.seed, view=self.collective.view)
+
+    def settings(self) -> dict:
+        """What a rerun must match to continue (``rounds`` may grow, evaluation sizes may not
+        change: a round's recorded screening would no longer fit)."""
+        ignored = ("rounds", "out", "progress", "workers", "torch_threads", "checkpoint_every")
+        kept = {k: v for k, v in dataclasses.asdict(self).items() if k not in ignored}
+        kept["tasks"] = list(self.resolved_tasks())
+        if self.collective.conditioning != "ctd":  # the encoder does not exist
+            for name in ("encoder", "encoder_steps", "encoder_schedule"):
+                kept.pop(name)
+        return kept

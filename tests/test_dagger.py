@@ -1,0 +1,215 @@
+"""DAgger rounds: the acting mixture, exact resume after kill -9, seed discipline, learning."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import minari
+import numpy as np
+import pytest
+
+from ctdkit.collect import CollectConfig, collect
+from ctdkit.collective import CollectiveSACConfig
+from ctdkit.dagger import DaggerActing, DaggerConfig, collect_seed, round_dataset_id, run_dagger
+from ctdkit.data import load_transitions
+from ctdkit.data.store import minari_root
+from ctdkit.errors import CtdkitError
+from ctdkit.files import read_json_object, sha256_file
+
+TASKS = ("reach-v3", "push-v3")
+SMALL = CollectiveSACConfig(
+    conditioning="oracle", hidden=(32, 32), batch_size=64, actor_lr=1e-3, critic=False
+)
+
+
+def small_run(out: Path, **changes) -> DaggerConfig:
+    settings = dict(
+        tasks=TASKS,
+        rounds=1,
+        episodes_per_task=2,
+        max_episode_steps=30,
+        collective=SMALL,
+        collective_steps=200,
+        checkpoint_every=100,
+        screening_episodes=0,
+        final_episodes=0,
+        workers=1,
+        out=out,
+        progress=False,
+    )
+    return DaggerConfig(**(settings | changes))
+
+
+@pytest.fixture(scope="module")
+def one_round(tmp_path_factory) -> Path:
+    """A finished two-round run (rounds 0 and 1) with a short screening evaluation."""
+    out = tmp_path_factory.mktemp("dagger") / "run"
+    run_dagger(small_run(out, screening_episodes=1))
+    return out
+
+
+def _plain_and_mixture(tmp_path: Path, checkpoint: Path, beta: float):
+    """The same collection acted by the scripted expert alone and by the β-mixture."""
+    common = dict(
+        tasks=TASKS,
+        episodes_per_task=2,
+        max_episode_steps=30,
+        noise=0.3,
+        labeller="scripted",
+        ref_episodes=0,
+        seed=4,
+        workers=1,
+        progress=False,
+        root=tmp_path / f"data-{beta:g}",
+    )
+    collect(CollectConfig(**common, dataset_id="t/plain-v1"))
+    acting = DaggerActing(str(checkpoint), sha256_file(checkpoint), beta, 0.3)
+    collect(CollectConfig(**common, dataset_id=f"t/mix{beta:g}-v1"), acting=acting)
+    plain = load_transitions("t/plain-v1", root=common["root"])
+    mixed = load_transitions(f"t/mix{beta:g}-v1", root=common["root"])
+    return plain, mixed
+
+
+def test_beta_one_gives_the_plain_expert_collection_and_beta_zero_does_not(one_round, tmp_path):
+    checkpoint = one_round / "round-0" / "collective.pt"
+    plain, same = _plain_and_mixture(tmp_path, checkpoint, beta=1.0)
+    for name in ("observations", "actions", "rewards", "expert_action_mean"):
+        np.testing.assert_array_equal(getattr(same, name), getattr(plain, name), err_msg=name)
+    _, learner_acts = _plain_and_mixture(tmp_path, checkpoint, beta=0.0)
+    assert not np.array_equal(learner_acts.actions, plain.actions)
+    # whoever acts, the labels are the expert's at the visited states
+    from ctdkit.policies import ScriptedPolicy
+
+    rows = np.flatnonzero(learner_acts.task_index == 0)[:10]
+    expert = ScriptedPolicy(TASKS[0])
+    for row in rows:
+        label = expert.act(learner_acts.observations[row].astype(np.float64)).mean
+        np.testing.assert_allclose(learner_acts.expert_action_mean[row], label, atol=1e-6)
+
+
+def test_rounds_record_what_they_did(one_round):
+    records = json.loads((one_round / "rounds.json").read_text())["rounds"]
+    assert [r["round"] for r in records] == [0, 1]
+    assert [r["beta"] for r in records] == [1.0, 0.5]
+    assert records[0]["acting_checkpoint_sha256"] is None
+    weights = one_round / "round-0" / "collective.pt"
+    assert records[1]["acting_checkpoint_sha256"] == sha256_file(weights)
+    # the aggregate grows by one round's episodes; the collective warm-starts
+    assert records[1]["episodes"] == 2 * records[0]["episodes"] == 8
+    assert records[1]["labelled_transitions"] > records[0]["labelled_transitions"]
+    assert [r["actor_steps"] for r in records] == [200, 400]
+    with minari_root(one_round / "datasets"):
+        metadata = minari.load_dataset("dagger/round-1/reach-v0").storage.metadata["ctdkit"]
+    assert metadata["policy"] == "dagger"
+    assert metadata["acting"]["beta"] == 0.5
+    assert metadata["labeller"] == "scripted"
+
+
+def test_evaluation_seeds_never_reach_collection(one_round):
+    records = json.loads((one_round / "rounds.json").read_text())["rounds"]
+    collected = set()
+    with minari_root(one_round / "datasets"):
+        for record in records:
+            group = round_dataset_id(record["round"]).removesuffix("-v0")
+            for task in TASKS:
+                dataset = minari.load_dataset(f"{group}/{task.removesuffix('-v3')}-v0")
+                collected.add(dataset.storage.metadata["ctdkit"]["seed"])
+    evaluated = set()
+    for path in one_round.glob("round-*/screening/*-seed*.json"):
+        evaluated.add(read_json_object(path, str(path))["result"]["seed"])
+    assert collected == {collect_seed(0, 0), collect_seed(0, 1)} == {0, 10}
+    assert evaluated == {100}
+    assert max(collected) < 100 <= min(evaluated)
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"eval_seeds": (5,)}, "--eval-seeds 5 is below 100"),
+        ({"seed": 10}, "--seed must be in 0..9"),
+        ({"rounds": 10}, "--rounds at most 9"),
+        ({"beta": 1.5}, "--beta must be in [0, 1]"),
+    ],
+)
+def test_settings_that_would_break_the_seed_discipline_are_refused(tmp_path, changes, words):
+    with pytest.raises(CtdkitError, match=words.replace("[", r"\[").replace("]", r"\]")):
+        small_run(tmp_path / "x", **changes)
+    assert not (tmp_path / "x").exists()
+
+
+def _cli(out: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "ctdkit.dagger",
+        "--tasks",
+        *TASKS,
+        "--rounds",
+        "1",
+        "--episodes-per-task",
+        "2",
+        "--max-episode-steps",
+        "30",
+        "--collective.conditioning",
+        "oracle",
+        "--collective.hidden",
+        "32",
+        "32",
+        "--collective.batch-size",
+        "64",
+        "--collective-steps",
+        "1500",
+        "--checkpoint-every",
+        "100",
+        "--screening-episodes",
+        "0",
+        "--final-episodes",
+        "0",
+        "--workers",
+        "1",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
+
+
+def test_a_round_killed_mid_training_resumes_to_the_same_weights(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    reference = tmp_path / "reference"
+    subprocess.run(_cli(reference), check=True, env=env, capture_output=True)
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(_cli(killed), env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    checkpoint = killed / "round-1" / "checkpoint.pt"
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert process.poll() is None, "the run finished before round 1 saved a checkpoint"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (killed / "round-1" / "round.json").exists()
+    done = subprocess.run(_cli(killed), env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    for index in (0, 1):
+        ours = json.loads((killed / f"round-{index}" / "round.json").read_text())
+        theirs = json.loads((reference / f"round-{index}" / "round.json").read_text())
+        for key in ("collective_digest", "data_checksum", "labelled_transitions", "actor_steps"):
+            assert ours[key] == theirs[key], (index, key)
+
+
+def test_bad_flags_are_one_line_and_write_nothing(tmp_path):
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "ctdkit.dagger", "--eval-seeds", "7", "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert "--eval-seeds 7 is below 100" in done.stderr
+    assert not out.exists()
