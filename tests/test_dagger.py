@@ -213,3 +213,43 @@ def test_bad_flags_are_one_line_and_write_nothing(tmp_path):
     assert done.stderr.strip().count("\n") == 0
     assert "--eval-seeds 7 is below 100" in done.stderr
     assert not out.exists()
+
+
+def _held_out_return(weights: Path, task: str, episodes: int = 6, steps: int = 200) -> float:
+    """Mean return of the collective acting alone (β = 0) on held-out goals (seed 100)."""
+    from ctdkit.collect.rollout import rollout_episode
+    from ctdkit.collective import CollectiveSAC
+    from ctdkit.dagger import MixturePolicy
+    from ctdkit.envs import make_env
+    from ctdkit.policies import ScriptedPolicy
+
+    learner = CollectiveSAC.load(weights)
+    env = make_env(task, seed=100, max_episode_steps=steps)
+    policy = MixturePolicy(task, learner, ScriptedPolicy(task), beta=0.0)
+    returns = [rollout_episode(env, policy, 1000 + k).metadata["return"] for k in range(episodes)]
+    env.close()
+    return float(np.mean(returns))
+
+
+def test_a_dagger_round_beats_offline_distillation_of_the_same_expert(tmp_path):
+    """Round 0 distils 3 noisy expert episodes per task; round 1 adds 3 episodes in which the
+    collective acts half the steps, labelled by the expert. With the same number of updates
+    per round, the collective of round 1 earns clearly more on held-out goals (measured here:
+    return 1017 -> 1566 on reach, 14 -> 228 on push)."""
+    out = tmp_path / "run"
+    run_dagger(
+        small_run(
+            out,
+            episodes_per_task=3,
+            max_episode_steps=200,
+            collective=CollectiveSACConfig(
+                conditioning="oracle", hidden=(64, 64), batch_size=128, actor_lr=1e-3, critic=False
+            ),
+            collective_steps=1500,
+            checkpoint_every=10_000,
+        )
+    )
+    before = [_held_out_return(out / "round-0" / "collective.pt", t) for t in TASKS]
+    after = [_held_out_return(out / "round-1" / "collective.pt", t) for t in TASKS]
+    assert sum(after) > 1.25 * sum(before), (before, after)
+    assert after[1] > before[1] + 100, (before, after)  # push: from nowhere to moving the puck
