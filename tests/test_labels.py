@@ -29,9 +29,10 @@ from ctdkit.errors import CtdkitError
 from ctdkit.policies import RandomPolicy, ScriptedPolicy
 from ctdkit.policies.base import Policy, PolicyStep
 
-#: per task: the first episode random, the second a noisy scripted expert (σ=0.3)
+#: per task: the first episode random, the second a noisy scripted expert (σ=0.3); door-open's
+#: scripted controller writes into the observation it is given, so the labeller needs its copy
 SMALL = dict(
-    tasks=("reach-v3", "push-v3"),
+    tasks=("reach-v3", "door-open-v3"),
     episodes_per_task=2,
     random_fraction=0.5,
     noise=0.3,
@@ -70,7 +71,7 @@ def test_random_episodes_carry_the_scripted_experts_labels(pair):
         expert = ScriptedPolicy(summary.task, noise=0.0)
         for index, (episode, meta) in enumerate(zip(episodes, metadatas, strict=True)):
             assert meta["labeller"] == "scripted"
-            labels = [expert.act(obs) for obs in episode.observations]  # final obs included
+            labels = [expert.act(obs.copy()) for obs in episode.observations]  # the final too
             np.testing.assert_array_equal(
                 episode.infos[INFO_LABEL_MEAN], np.stack([s.mean for s in labels])
             )

@@ -66,9 +66,11 @@ def rollout_episode(
     if observe is not None and observe == on_step:  # already the step hook (SAC training actor)
         observe = None
 
-    def label(t: int, obs: np.ndarray) -> None:
+    def label(t: int) -> None:
+        """The labeller's label at observation ``t``, from its own copy: a policy may write
+        into the array it is given (Meta-World's door-open controller shifts the door's x)."""
         if labeller is not None:
-            step = check_finite(labeller.act(obs), labeller.name)
+            step = check_finite(labeller.act(observations[t].copy()), labeller.name)
             label_means[t], label_log_stds[t] = step.mean, step.log_std
 
     policy.reset(seed)
@@ -80,7 +82,7 @@ def rollout_episode(
     while True:
         step = check_finite(policy.act(obs), policy.name)
         means[t], log_stds[t] = step.mean, step.log_std
-        label(t, obs)
+        label(t)
         next_obs, reward, terminated, truncated, info = env.step(step.action)
         actions[t], rewards[t] = step.action, reward
         terminations[t], truncations[t] = terminated, truncated
@@ -88,7 +90,7 @@ def rollout_episode(
         success[t + 1] = bool(info.get("success", 0.0))
         t += 1
         if observe is not None:
-            observe(step.action, float(reward), next_obs)
+            observe(step.action.copy(), float(reward), next_obs.copy())
         if on_step is not None:
             on_step(obs, step.action, reward, next_obs, terminated, truncated)
         obs = next_obs
@@ -97,7 +99,7 @@ def rollout_episode(
     # label of the final observation (no action is taken there)
     final = check_finite(policy.act(obs), policy.name)
     means[t], log_stds[t] = final.mean, final.log_std
-    label(t, obs)
+    label(t)
 
     if not np.all(np.isfinite(observations[: t + 1])) or not np.all(np.isfinite(rewards[:t])):
         raise FloatingPointError(f"environment {env.spec.id} produced a non-finite observation")
