@@ -202,12 +202,6 @@ def test_observe_hook_gets_each_executed_action_and_reward():
     assert labeller.calls[0] == ("reset", 11)
     asked = np.stack([c[1] for c in labeller.calls if c[0] == "act"])
     np.testing.assert_array_equal(asked, episode.observations)
-    # a policy whose observe is already the step hook is called once per step, as on_step
-    hooked = []
-    policy = ScriptedPolicy("reach-v3")
-    policy.observe = lambda *args: hooked.append(len(args))
-    rollout_episode(env, policy, seed=11, on_step=policy.observe)
-    assert hooked == [6] * n
 
 
 def test_labelled_id_is_v1_and_sac_labeller_needs_a_checkpoint():

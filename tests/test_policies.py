@@ -111,3 +111,17 @@ def test_rollout_step_hook_sees_every_transition_as_recorded():
     np.testing.assert_array_equal(rewards, episode.rewards)
     np.testing.assert_array_equal(terminated, episode.terminations)
     assert truncated[-1] and not truncated[:-1].any()
+
+
+def test_the_scripted_policy_leaves_the_observation_it_is_given_alone():
+    """Meta-World's door-open controller shifts the door's x in the array it gets: a caller
+    (the labeller, the DAgger mixture, a step hook) must still see the true observation."""
+    from ctdkit.envs import make_env
+    from ctdkit.policies import ScriptedPolicy
+
+    env = make_env("door-open-v3", seed=0)
+    obs, _ = env.reset(seed=0)
+    before = obs.copy()
+    ScriptedPolicy("door-open-v3").act(obs)
+    env.close()
+    np.testing.assert_array_equal(obs, before)

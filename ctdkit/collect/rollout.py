@@ -63,8 +63,6 @@ def rollout_episode(
         label_means = np.empty((limit + 1, act_dim), dtype=np.float32)
         label_log_stds = np.empty((limit + 1, act_dim), dtype=np.float32)
     observe = getattr(policy, "observe", None)
-    if observe is not None and observe == on_step:  # already the step hook (SAC training actor)
-        observe = None
 
     def label(t: int) -> None:
         """The labeller's label at observation ``t``, from its own copy: a policy may write

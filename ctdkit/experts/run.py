@@ -82,7 +82,7 @@ def first_reaching(evaluations: list[dict[str, Any]], success: float) -> dict[st
 class _TrainingActor:
     """The agent in training as a :class:`~ctdkit.policies.base.Policy` for one episode.
 
-    Uniform random actions during warm-up, SAC samples after; :meth:`observe` (the rollout's
+    Uniform random actions during warm-up, SAC samples after; :meth:`store` (the rollout's
     step hook) stores each transition and makes the updates. The final observation's label
     draws no noise, so the learner's RNG stream is the same as if no label were taken.
     """
@@ -111,7 +111,7 @@ class _TrainingActor:
         action, mean, log_std = trainer.learner.explore(observation)
         return PolicyStep(action=action, mean=mean, log_std=log_std)
 
-    def observe(
+    def store(
         self,
         obs: np.ndarray,
         action: np.ndarray,
@@ -171,7 +171,7 @@ class ExpertTrainer:
         seed = episode_seed(self.config.env_seed, self.task, None, self.episodes)
         start_step, version = self.env_steps, self.learner.updates
         actor = _TrainingActor(self)
-        episode = rollout_episode(self.env, actor, seed, on_step=actor.observe)
+        episode = rollout_episode(self.env, actor, seed, on_step=actor.store)
         episode.metadata = {
             "task": self.task,
             "task_index": 0,

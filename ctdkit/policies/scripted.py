@@ -43,7 +43,9 @@ class ScriptedPolicy:
         self._rng = np.random.default_rng(seed)
 
     def act(self, observation: np.ndarray) -> PolicyStep:
-        mean = np.clip(self._controller.get_action(observation), -1.0, 1.0).astype(np.float32)
+        # a copy: door-open's controller shifts the door's x in the array it is given
+        action = self._controller.get_action(np.array(observation, dtype=np.float64))
+        mean = np.clip(action, -1.0, 1.0).astype(np.float32)
         if self.noise > 0:
             noisy = mean + self.noise * self._rng.standard_normal(mean.shape)
             action = np.clip(noisy, -1.0, 1.0).astype(np.float32)
