@@ -460,7 +460,7 @@ def test_every_suite_names_valid_algorithms_and_a_buildable_dataset(tmp_path):
         assert config.resolved_dataset_id() == suite.dataset_id
     mixed = collect_config(recipe_command("ctdkit/mt10-scripted-random0p5-v0"))
     assert mixed.random_fraction == 0.5 and mixed.episodes_per_task == 20
-    assert len(ALGO_IDS) == 4 + 4 * 4  # (ctd, oracle, none, history) x (collective + 4)
+    assert len(ALGO_IDS) == 5 + 4 * 5  # (ctd, oracle, none, history, ctd+history) x (collective + 4)
     budgets = {(s.n_steps, s.batch_size, s.hidden) for n, s in SUITES.items() if n != "tiny"}
     assert budgets == {(5000, 256, (256, 256))}
 

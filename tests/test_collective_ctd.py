@@ -26,10 +26,11 @@ def encoder(data):
     return encoder
 
 
-def test_ctd_embedding_for_training_equals_the_one_at_act_time(data, encoder):
+@pytest.mark.parametrize("mode", ["ctd", "ctd+history"])
+def test_ctd_embedding_for_training_equals_the_one_at_act_time(data, encoder, mode):
     from ctdkit.policies.history import EpisodeHistory
 
-    context = make_context("ctd", data, encoder)
+    context = make_context(mode, data, encoder)
     train, train_next = context.for_transitions(data)
     rows = np.flatnonzero(data.episode_index == 2)
     history = EpisodeHistory(1, 39, 4, len(rows))
@@ -49,9 +50,10 @@ def test_ctd_embedding_for_training_equals_the_one_at_act_time(data, encoder):
     )  # the window ending at the episode's final observation
 
 
-def test_ctd_agent_checkpoint_carries_its_encoder(data, encoder, tmp_path):
-    learner = CollectiveSACConfig(conditioning="ctd", view="goal-hidden", **FAST).create()
-    learner.fit(data, 5, context=make_context("ctd", data, encoder), progress=False)
+@pytest.mark.parametrize("mode", ["ctd", "ctd+history"])
+def test_ctd_agent_checkpoint_carries_its_encoder(data, encoder, tmp_path, mode):
+    learner = CollectiveSACConfig(conditioning=mode, view="goal-hidden", **FAST).create()
+    learner.fit(data, 5, context=make_context(mode, data, encoder), progress=False)
     learner.save(tmp_path / "ctd.pt")
     loaded = CollectiveSAC.load(tmp_path / "ctd.pt")  # no encoder passed: it is inside
     context, _ = loaded.context.for_transitions(data)
@@ -70,3 +72,12 @@ def test_an_encoder_that_sees_the_goal_is_refused_for_a_goal_hidden_agent(data):
     learner = CollectiveSACConfig(conditioning="ctd", view="goal-hidden", **FAST).create()
     with pytest.raises(CtdkitError, match="leak the goal"):
         learner.fit(data, 1, context=make_context("ctd", data, full_view), progress=False)
+
+
+def test_ctd_with_history_is_the_cls_beside_the_raw_window(data, encoder):
+    both, _ = make_context("ctd+history", data, encoder, history_steps=3).for_transitions(data)
+    cls, _ = make_context("ctd", data, encoder).for_transitions(data)
+    raw, _ = make_context("history", data, history_steps=3).for_transitions(data)
+    np.testing.assert_array_equal(both, np.concatenate([cls, raw], 1))
+    with pytest.raises(CtdkitError, match="'ctd\\+history' needs a trained encoder"):
+        make_context("ctd+history", data)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ctdkit.collective.history_context import HistoryContext
 from ctdkit.data.loader import Transitions
 from ctdkit.encoder import EpisodeTable, TrajectoryEncoder, gather_windows
 from ctdkit.policies.history import EpisodeHistory, Windows
@@ -91,3 +92,46 @@ class CLSContext:
                 state["encoder"], device, f"{source} (its encoder)"
             )
         return cls(encoder)
+
+
+class CLSWithHistoryContext:
+    """``ctd+history``: the CLS embedding and the raw ``history`` window side by side. The CLS
+    is a 6-dimensional summary learned without labels; the raw last steps keep what it may
+    drop (at the first steps, the rewards that name the task), so the actor gets both."""
+
+    mode = "ctd+history"
+
+    def __init__(self, cls: CLSContext, history: HistoryContext):
+        self.cls, self.history = cls, history
+        self.dim = cls.dim + history.dim
+
+    @property
+    def view(self) -> str:
+        return self.cls.view
+
+    def for_transitions(self, data: Transitions) -> tuple[np.ndarray, np.ndarray]:
+        (cls_now, cls_next), (raw_now, raw_next) = (
+            self.cls.for_transitions(data),
+            self.history.for_transitions(data),
+        )
+        return np.concatenate([cls_now, raw_now], 1), np.concatenate([cls_next, raw_next], 1)
+
+    def for_history(self, history: EpisodeHistory, env_tasks: Sequence[str]) -> np.ndarray:
+        parts = (self.cls.for_history(history, env_tasks), self.history.for_history(history, []))
+        return np.concatenate(parts, 1).astype(np.float32)
+
+    def state(self) -> dict[str, Any]:
+        return {"mode": self.mode, "ctd": self.cls.state(), "history": self.history.state()}
+
+    @classmethod
+    def from_state(
+        cls,
+        state: dict[str, Any],
+        encoder: TrajectoryEncoder | None = None,
+        device: str = "cpu",
+        source: str = "checkpoint",
+    ) -> CLSWithHistoryContext:
+        return cls(
+            CLSContext.from_state(state["ctd"], encoder, device, source),
+            HistoryContext.from_state(state["history"]),
+        )

@@ -9,8 +9,10 @@ from typing import ClassVar, Literal, get_args
 from ctdkit.envs.observation import validate_view
 from ctdkit.errors import CtdkitError, unknown
 
-Conditioning = Literal["ctd", "oracle", "none", "history"]
+Conditioning = Literal["ctd", "oracle", "none", "history", "ctd+history"]
 CONDITIONINGS: tuple[str, ...] = get_args(Conditioning)
+#: the conditionings whose context comes from a trained trajectory encoder
+ENCODER_CONDITIONINGS: tuple[str, ...] = ("ctd", "ctd+history")
 #: the longest ``history`` window (Meta-World episodes are 500 steps; a checkpoint asking for
 #: more is refused before it sizes a network)
 MAX_HISTORY_STEPS = 10_000

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ctdkit.collective.config import CONDITIONINGS
+from ctdkit.collective.config import CONDITIONINGS, ENCODER_CONDITIONINGS
 from ctdkit.collective.history_context import HistoryContext
 from ctdkit.data.loader import Transitions
 from ctdkit.errors import CtdkitError, unknown
@@ -98,12 +98,15 @@ def make_context(
         return OracleContext(data.tasks)
     if mode == "history":
         return HistoryContext(history_steps, data.actions.shape[1])
-    if mode == "ctd":
+    if mode in ENCODER_CONDITIONINGS:
         if encoder is None:
-            raise CtdkitError("conditioning 'ctd' needs a trained encoder (--encoder PATH)")
-        from ctdkit.collective.cls_context import CLSContext
+            raise CtdkitError(f"conditioning {mode!r} needs a trained encoder (--encoder PATH)")
+        from ctdkit.collective.cls_context import CLSContext, CLSWithHistoryContext
 
-        return CLSContext(encoder)
+        if mode == "ctd":
+            return CLSContext(encoder)
+        history = HistoryContext(history_steps, data.actions.shape[1])
+        return CLSWithHistoryContext(CLSContext(encoder), history)
     raise unknown("conditioning mode", mode, CONDITIONINGS)
 
 
@@ -129,4 +132,8 @@ def load_context(
         return CLSContext.from_state(state, encoder, device, source)
     if mode == "history":
         return HistoryContext.from_state(state)
+    if mode == "ctd+history":
+        from ctdkit.collective.cls_context import CLSWithHistoryContext
+
+        return CLSWithHistoryContext.from_state(state, encoder, device, source)
     raise ValueError(f"unknown conditioning mode {mode!r:.40}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ctdkit.collective.config import CollectiveSACConfig
+from ctdkit.collective.config import ENCODER_CONDITIONINGS, CollectiveSACConfig
 from ctdkit.encoder.config import EncoderConfig
 from ctdkit.envs.make import MAX_EPISODE_STEPS, validate_max_episode_steps
 from ctdkit.envs.tasks import resolve_tasks
@@ -141,7 +141,7 @@ class DaggerConfig:
         ignored = ("rounds", "out", "progress", "workers", "torch_threads", "checkpoint_every")
         kept = {k: v for k, v in dataclasses.asdict(self).items() if k not in ignored}
         kept["tasks"] = list(self.resolved_tasks())
-        if self.collective.conditioning != "ctd":  # the encoder does not exist
+        if self.collective.conditioning not in ENCODER_CONDITIONINGS:  # no encoder
             for name in ("encoder", "encoder_steps", "encoder_schedule"):
                 kept.pop(name)
         return kept

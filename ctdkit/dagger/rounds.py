@@ -27,6 +27,7 @@ import torch
 
 from ctdkit.collect import CollectConfig, collect
 from ctdkit.collective import CollectiveSAC, make_context
+from ctdkit.collective.config import ENCODER_CONDITIONINGS
 from ctdkit.dagger.acting import DaggerActing
 from ctdkit.dagger.config import DaggerConfig, beta_schedule, collect_seed
 from ctdkit.data import Transitions, concat_transitions, load_transitions
@@ -173,7 +174,7 @@ def _encoder_path(config: DaggerConfig, index: int) -> Path:
 def _encoder(config: DaggerConfig, index: int, data: Transitions) -> TrajectoryEncoder | None:
     """ctd only: the encoder of this round — trained on rounds 0..index (``retrained``), or
     round 0's (``frozen``)."""
-    if config.collective.conditioning != "ctd":
+    if config.collective.conditioning not in ENCODER_CONDITIONINGS:
         return None
     path = _encoder_path(config, index)
     if path.is_file():

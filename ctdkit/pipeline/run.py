@@ -16,7 +16,12 @@ from typing import Literal
 import torch
 
 from ctdkit.collect import CollectConfig, collect
-from ctdkit.collective.config import CONDITIONINGS, CollectiveSACConfig, Conditioning
+from ctdkit.collective.config import (
+    CONDITIONINGS,
+    ENCODER_CONDITIONINGS,
+    CollectiveSACConfig,
+    Conditioning,
+)
 from ctdkit.collective.run import WEIGHTS_FILE as COLLECTIVE_WEIGHTS
 from ctdkit.collective.run import TrainCollectiveConfig, train_collective
 from ctdkit.data.ids import parse_group_id
@@ -145,7 +150,7 @@ def _run_stages(config: PipelineConfig) -> dict:
             )
         )
     encoder_path = None
-    if config.conditioning == "ctd":
+    if config.conditioning in ENCODER_CONDITIONINGS:
         encoder_dir = out / "encoder"
         encoder_path = encoder_dir / ENCODER_WEIGHTS
         if not encoder_path.exists():
