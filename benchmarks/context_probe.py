@@ -1,0 +1,165 @@
+"""Does the context carry the task, and does the agent use it? (issue #18, item 7)
+
+    python benchmarks/context_probe.py --checkpoint RUN/round-3/collective.pt
+
+For one collective checkpoint, on tasks that share a scene (default: reach, push, pick-place;
+reach and pick-place reset to identical observations), under Meta-World's official protocol on
+held-out goals:
+
+* **updated** — the context recomputed at every step (how the agent is trained and evaluated);
+* **frozen at t=0** — the context of each episode's first observation, held for the episode:
+  what the agent can do without anything its own steps reveal;
+* **swapped** — every env acts on the context of the next env's episode (reach gets push's,
+  push gets pick-place's, pick-place gets reach's): if success holds, the agent ignores its
+  context;
+* **probe** — linear-probe task accuracy of the context on the agent's *own* windows, by step
+  of the episode (softmax regression, trained on the first half of the episodes of every task
+  and scored on the second half), beside the same probe on the raw history window (last 5
+  actions and rewards).
+
+Writes ``--out`` (JSON) and prints a table.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import tyro
+
+from ctdkit.collective import CollectiveAgent, CollectiveSAC
+from ctdkit.collective.history_context import HistoryContext
+from ctdkit.eval import evaluate
+from ctdkit.files import write_json_atomic
+from ctdkit.policies.history import EpisodeHistory
+
+#: step buckets of the probe: [first, last] step of the episode
+BUCKETS = ((0, 0), (1, 1), (2, 4), (5, 9), (10, 49), (50, 499))
+
+
+@dataclass
+class Args:
+    checkpoint: Path
+    tasks: tuple[str, ...] = ("reach-v3", "push-v3", "pick-place-v3")
+    seed: int = 100
+    """Evaluation seed (held out: >= 100)."""
+    episodes: int = 10
+    """Episodes per task of each evaluation."""
+    out: Path = Path("runs/context-probe.json")
+
+
+class ProbedAgent(CollectiveAgent):
+    """The collective, with its context updated / frozen at t=0 / swapped between envs, and
+    every (task, step, context, raw window) it acted on recorded for the probe."""
+
+    def __init__(self, learner: CollectiveSAC, mode: str):
+        super().__init__(learner)
+        self.mode = mode
+        self.frozen: np.ndarray | None = None
+        self.raw = HistoryContext(5, learner.action_dim)
+        self.records: list[tuple[int, int, np.ndarray, np.ndarray]] = []
+
+    def act(self, observations: np.ndarray, history: EpisodeHistory | None) -> np.ndarray:
+        contexts = self.learner.context.for_history(history, self.env_tasks)
+        steps = history.steps.copy()
+        if self.mode == "frozen":
+            if self.frozen is None:
+                self.frozen = contexts.copy()
+            starting = steps == 0
+            self.frozen[starting] = contexts[starting]
+            contexts = self.frozen.copy()
+        elif self.mode == "swapped":
+            contexts = np.roll(contexts, -1, axis=0)  # env i acts on env i+1's context
+        else:
+            raw = self.raw.for_history(history, self.env_tasks)
+            for env, step in enumerate(steps):
+                self.records.append((env, int(step), contexts[env], raw[env]))
+        return self.learner.predict(observations, contexts)
+
+
+def _softmax_probe(train_x, train_y, test_x, test_y, classes: int, seed: int = 0) -> float:
+    """Test accuracy of a multinomial logistic regression (standardised inputs, L2 1e-3)."""
+    if len(test_x) == 0 or len(train_x) == 0:
+        return float("nan")
+    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+    x = torch.as_tensor((train_x - mean) / std, dtype=torch.float32)
+    y = torch.as_tensor(train_y)
+    torch.manual_seed(seed)
+    layer = torch.nn.Linear(x.shape[1], classes)
+    optim = torch.optim.LBFGS(layer.parameters(), max_iter=200)
+
+    def closure():
+        optim.zero_grad()
+        loss = torch.nn.functional.cross_entropy(layer(x), y) + 1e-3 * layer.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optim.step(closure)
+    with torch.no_grad():
+        test = torch.as_tensor((test_x - mean) / std, dtype=torch.float32)
+        return float((layer(test).argmax(1).numpy() == test_y).mean())
+
+
+def probe_by_step(records: Sequence[tuple], tasks: Sequence[str]) -> dict:
+    """Accuracy per step bucket; an episode is numbered by the step-0 records of its env."""
+    episodes: dict[int, int] = {}
+    rows = []
+    for env, step, context, raw in records:
+        if step == 0:
+            episodes[env] = episodes.get(env, -1) + 1
+        rows.append((env, episodes[env], step, context, raw))
+    half = {env: (count + 1) // 2 for env, count in episodes.items()}
+    result = {}
+    for first, last in BUCKETS:
+        chosen = [r for r in rows if first <= r[2] <= last]
+        train = [r for r in chosen if r[1] < half[r[0]]]
+        test = [r for r in chosen if r[1] >= half[r[0]]]
+        if not train or not test:
+            continue
+        y_train = np.array([r[0] for r in train])
+        y_test = np.array([r[0] for r in test])
+        accuracy = {}
+        for name, index in (("context", 3), ("raw window", 4)):
+            accuracy[name] = _softmax_probe(
+                np.stack([r[index] for r in train]),
+                y_train,
+                np.stack([r[index] for r in test]),
+                y_test,
+                len(tasks),
+            )
+        result[f"{first}-{last}"] = accuracy | {"windows": len(test)}
+    return result
+
+
+def main(args: Args) -> dict:
+    torch.set_num_threads(1)
+    learner = CollectiveSAC.load(args.checkpoint)
+    report: dict = {
+        "checkpoint": str(args.checkpoint),
+        "conditioning": learner.config.conditioning,
+        "tasks": list(args.tasks),
+        "seed": args.seed,
+        "episodes_per_task": args.episodes,
+    }
+    for mode in ("updated", "frozen", "swapped"):
+        agent = ProbedAgent(learner, mode)
+        result = evaluate(agent, args.tasks, "official", args.seed, num_episodes=args.episodes)
+        report[mode] = result.success_by_task() | {"mean": result.mean_success}
+        if mode == "updated":
+            report["probe"] = probe_by_step(agent.records, args.tasks)
+        print(mode, json.dumps(report[mode]), flush=True)
+    print("probe", json.dumps(report["probe"], indent=1))
+    write_json_atomic(args.out, report, indent=1)
+    return report
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
