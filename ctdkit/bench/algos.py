@@ -10,13 +10,17 @@ An id is ``[learner-]conditioning``:
   :class:`~ctdkit.collective.context.ContextModel` for the training rows and, at act time, from
   the evaluator's episode history (e.g. ``iql-ctd``, ``bc-oracle``, ``cql-none``,
   ``bc-history``).
+
+What a d3rlpy learner's dataset holds as actions (:func:`action_targets`): BC on relabelled
+data (``Transitions.relabelled``: a labeller's action at every visited state) clones those
+labels; BC on other data and every offline-RL learner learn from the executed actions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -35,6 +39,8 @@ ALGO_IDS: tuple[str, ...] = (
 )
 #: rough relative cost per gradient step (longest runs are scheduled first)
 COST = {"cql": 10.0, "iql": 3.0, "td3bc": 2.5, "bc": 1.0, COLLECTIVE: 1.0}
+ActionTargets = Literal["actions", "labels"]
+ACTION_TARGETS: tuple[ActionTargets, ...] = ("actions", "labels")
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,14 @@ def parse_algo(algo_id: str) -> Algo:
         raise unknown("algorithm", algo_id, ALGO_IDS)
     learner, _, conditioning = algo_id.rpartition("-")
     return Algo(algo_id, learner or COLLECTIVE, conditioning)
+
+
+def action_targets(learner: str, relabelled: bool) -> ActionTargets:
+    """The actions a d3rlpy ``learner`` trains on. BC on relabelled data clones the labels: a
+    labeller's action at every visited state, random episodes included, is what relabelling is
+    for. Offline RL keeps the executed actions, whose rewards and next states it learns from
+    (a label was never executed, so it has neither)."""
+    return "labels" if learner == "bc" and relabelled else "actions"
 
 
 def d3rlpy_config(

@@ -1,5 +1,6 @@
 """The data side of the benchmark: build a suite's dataset from its recipe when absent, cut
-task/episode subsets, and hand d3rlpy ``[context, observation]`` rows with true next rows."""
+task/episode subsets, and hand d3rlpy ``[context, observation]`` rows with true next rows and
+the actions its learner trains on (executed, or on relabelled data a labeller's for BC)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from ctdkit.collect import CollectConfig, collect
 from ctdkit.data import Transitions, load_datasets, to_d3rlpy
 from ctdkit.data.recipes import RECIPES_DIR, find_recipe
 from ctdkit.data.store import datasets_root
-from ctdkit.errors import CtdkitError
+from ctdkit.errors import CtdkitError, unknown
+from ctdkit.policies.random import ACTION_HIGH, ACTION_LOW
 
 
 def recipe(dataset_id: str, fallback: str | None = None) -> tuple[str, str | None]:
@@ -131,10 +133,33 @@ def transitions_checksum(data: Transitions) -> str:
     return h.hexdigest()
 
 
+def target_actions(data: Transitions, targets: str = "actions") -> np.ndarray:
+    """The executed actions, or (``labels``) the labeller's action at every row clipped to the
+    action bounds. Only relabelled data has labels to clone: elsewhere ``expert_action_mean``
+    is the acting policy's own label (a random episode's is no expert's), so it is refused."""
+    from ctdkit.bench.algos import ACTION_TARGETS
+
+    if targets not in ACTION_TARGETS:
+        raise unknown("action targets", targets, ACTION_TARGETS)
+    if targets == "actions":
+        return data.actions
+    if not data.relabelled:
+        raise CtdkitError(
+            f"dataset {data.dataset_id} is not relabelled (collect it with --labeller): "
+            "it has no labeller's labels to train on"
+        )
+    return np.clip(data.expert_action_mean, ACTION_LOW, ACTION_HIGH).astype(np.float32)
+
+
 def conditioned_dataset(
-    data: Transitions, context: np.ndarray, next_context: np.ndarray, view: str
+    data: Transitions,
+    context: np.ndarray,
+    next_context: np.ndarray,
+    view: str,
+    targets: str = "actions",
 ):
-    """An aligned d3rlpy ``MDPDataset`` whose observations are ``[context, observation]``.
+    """An aligned d3rlpy ``MDPDataset`` whose observations are ``[context, observation]`` and
+    whose actions are :func:`target_actions` (rewards and next rows stay the executed ones).
 
     ``to_d3rlpy`` keeps each transition's true next observation; handing it rows whose next
     observation is ``[next_context, next_observation]`` keeps that for the augmented rows too
@@ -146,5 +171,6 @@ def conditioned_dataset(
         data,
         observations=conditioned(data.observations, context, view),
         next_observations=conditioned(data.next_observations, next_context, view),
+        actions=target_actions(data, targets),
     )
     return to_d3rlpy(augmented)

@@ -3,8 +3,10 @@
 A record holds the per-task success (mean over its evaluation seeds), the settings and their
 fingerprint, the dataset id with its content checksum and the checksum of the exact rows
 trained on, package versions, hardware, thread settings and wall time split into load /
-train / evaluate. ``status`` is ``ok`` or ``error`` (with the error and traceback): a rerun
-skips ``ok`` records of the same settings and retries the rest.
+train / evaluate; a BC record also says what it cloned (``bc_targets``: the executed actions,
+or on relabelled data the labels; records written before relabelled tiers lack it: actions).
+``status`` is ``ok`` or ``error`` (with the error and traceback): a rerun skips ``ok`` records
+of the same settings and retries the rest.
 """
 
 from __future__ import annotations
@@ -142,10 +144,16 @@ def record_problem(record: object) -> str | None:
     if record["status"] != "ok":
         error = record.get("error")
         return None if error is None or isinstance(error, str) else "field 'error' is not a string"
-    from ctdkit.bench.algos import ALGO_IDS
+    from ctdkit.bench.algos import ACTION_TARGETS, ALGO_IDS
 
     if record["algo"] not in ALGO_IDS:
         return f"unknown algorithm {_shown(record['algo'])}"
+    if "bc_targets" in record:  # what BC cloned; records before relabelled tiers lack it
+        if record["learner"] != "bc":
+            return f"field 'bc_targets' on a {_shown(record['learner'])} record, not a bc one"
+        if record["bc_targets"] not in ACTION_TARGETS:
+            shown = _shown(record["bc_targets"])
+            return f"field 'bc_targets' is {shown}, not 'actions' or 'labels'"
     for key, expected in (("seconds", dict), ("hardware", dict), ("threads", dict)):
         if not isinstance(record.get(key, {}), expected):
             return f"field {key!r} is not an object"

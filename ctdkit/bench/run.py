@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ctdkit.bench.algos import COLLECTIVE, COST, Algo, parse_algo
+from ctdkit.bench.algos import COLLECTIVE, COST, Algo, action_targets, parse_algo
 from ctdkit.bench.conditioning import EncoderJob, encoder_directory, is_done, train_shared_encoder
 from ctdkit.bench.data import ensure_dataset, episode_counts
 from ctdkit.bench.records import (
@@ -359,10 +359,14 @@ def _train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
     seconds["load"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
+    stated: dict[str, Any] = {}  # what BC cloned (offline RL: always the executed actions)
     if spec.algo.learner == COLLECTIVE:
         agent, train_metrics = _train_collective(spec, data, context)
     else:
-        agent, train_metrics = _train_d3rlpy(spec, data, context)
+        targets = action_targets(spec.algo.learner, data.relabelled)
+        agent, train_metrics = _train_d3rlpy(spec, data, context, targets)
+        if spec.algo.learner == "bc":
+            stated["bc_targets"] = targets
     seconds["train"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -389,7 +393,9 @@ def _train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
             "episodes_per_task": spec.episodes_per_task,
             "episodes": data.num_episodes,
             "rows": len(data),
+            "relabelled": data.relabelled,
         },
+        **stated,
         "encoder": encoder_info or None,
         "steps": suite.n_steps,
         "train_metrics": train_metrics,
@@ -416,7 +422,7 @@ def _train_collective(spec: RunSpec, data, context):
     return CollectiveAgent(learner), history[-1] if history else {}
 
 
-def _train_d3rlpy(spec: RunSpec, data, context):
+def _train_d3rlpy(spec: RunSpec, data, context, targets: str = "actions"):
     import d3rlpy
 
     from ctdkit.bench.algos import ConditionedAgent, conditioned, d3rlpy_config
@@ -426,7 +432,7 @@ def _train_d3rlpy(spec: RunSpec, data, context):
     quiet_d3rlpy()  # hundreds of runs: their records hold what matters
     d3rlpy.seed(spec.seed)
     rows, next_rows = context.for_transitions(data)
-    dataset = conditioned_dataset(data, rows, next_rows, suite.view)
+    dataset = conditioned_dataset(data, rows, next_rows, suite.view, targets)
     inputs = conditioned(data.observations, rows, suite.view)
     algo = d3rlpy_config(
         spec.algo.learner,

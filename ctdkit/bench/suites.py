@@ -118,6 +118,12 @@ def _mt10(name: str, description: str, dataset_id: str, **changes: Any) -> Suite
 
 EXPERT, MIXED = "ctdkit/mt10-scripted-v0", "ctdkit/mt10-scripted-random0p5-v0"
 NOISY = "ctdkit/mt10-scripted-noise0p5-v0"
+#: the mixed and noisy tiers relabelled: the same acting data, the noise-free scripted expert's
+#: label at every visited state (BC clones the labels, offline RL the executed actions)
+MIXED_LABELLED = "ctdkit/mt10-scripted-random0p5-v1"
+NOISY_LABELLED = "ctdkit/mt10-scripted-noise0p5-v1"
+#: the labelled tiers add the raw-history conditioning (new suites; the others keep their rows)
+LABELLED_ALGOS = (*MT10_ALGOS, "history", "bc-history")
 REPLAY = "ctdkit/reach-sac-online-v1"
 
 _SUITES: list[Suite] = [
@@ -149,6 +155,22 @@ _SUITES: list[Suite] = [
         MIXED,
     ),
     _mt10("mt10-noisy", "MT10, scripted experts with action noise σ=0.5 (noisy tier).", NOISY),
+    _mt10(
+        "mt10-mixed-labelled",
+        "MT10 mixed tier relabelled: half random / half expert episodes per task, every visited "
+        "state labelled by the noise-free scripted expert whoever acted (BC clones the labels, "
+        "offline RL the executed actions).",
+        MIXED_LABELLED,
+        algos=LABELLED_ALGOS,
+    ),
+    _mt10(
+        "mt10-noisy-labelled",
+        "MT10 noisy tier relabelled: scripted experts acting with noise σ=0.5, every visited "
+        "state labelled by the noise-free scripted expert (BC clones the labels, offline RL the "
+        "executed actions).",
+        NOISY_LABELLED,
+        algos=LABELLED_ALGOS,
+    ),
     _mt10(
         "mt10-expert-goal-hidden",
         "MT10 expert tier, goal slice hidden from every learner and the encoder.",
