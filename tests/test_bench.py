@@ -296,7 +296,7 @@ def test_unknown_suite_and_algorithm_list_the_valid_ones(capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("ctdkit: unknown suite 'nope'") and "\n" not in err
     assert run_cli(Command, main, args=["run", "--suite", "tiny", "--algos", "sac-none"]) == 2
-    assert "valid: ctd, oracle, none, history, bc-ctd" in capsys.readouterr().err
+    assert "valid: ctd, oracle, none, history, ctd+history, bc-ctd" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------ statistics
@@ -460,7 +460,7 @@ def test_every_suite_names_valid_algorithms_and_a_buildable_dataset(tmp_path):
         assert config.resolved_dataset_id() == suite.dataset_id
     mixed = collect_config(recipe_command("ctdkit/mt10-scripted-random0p5-v0"))
     assert mixed.random_fraction == 0.5 and mixed.episodes_per_task == 20
-    assert len(ALGO_IDS) == 5 + 4 * 5  # (ctd, oracle, none, history, ctd+history) x (collective + 4)
+    assert len(ALGO_IDS) == 5 + 4 * 5  # 5 conditionings x (collective + 4 d3rlpy learners)
     budgets = {(s.n_steps, s.batch_size, s.hidden) for n, s in SUITES.items() if n != "tiny"}
     assert budgets == {(5000, 256, (256, 256))}
 
