@@ -426,6 +426,27 @@ def test_ctd_conditioned_baseline_acts_on_the_encoder_context(bench, tiny_data):
     assert np.all(recorder.x[0, 6 + 36 :] == 0)  # the agent's view: goal hidden
 
 
+def test_ctd_with_history_uses_the_shared_encoder_and_the_raw_window(bench, tiny_data):
+    from ctdkit.bench.conditioning import run_context
+    from ctdkit.policies.history import EpisodeHistory
+
+    data = tiny_data
+    encoder_dir = next((bench["config"].out / "encoders").iterdir())
+    cls, _ = run_context("ctd", data, transitions_checksum(data), encoder_dir)
+    both, info = run_context("ctd+history", data, transitions_checksum(data), encoder_dir)
+    assert both.dim == 6 + 5 * (4 + 2) and info["steps"] == TINY.encoder_steps
+    rows, next_rows = both.for_transitions(data)
+    np.testing.assert_array_equal(rows[:, :6], cls.for_transitions(data)[0])
+    episode = np.flatnonzero(data.episode_index == 1)
+    history = EpisodeHistory(1, 39, 4, len(episode))
+    history.start(0, data.observations[episode[0]])
+    for row in episode[:3]:
+        history.record(np.array([0]), data.actions[row][None], data.rewards[row][None],
+                       data.next_observations[row][None])  # fmt: skip
+    np.testing.assert_allclose(both.for_history(history, ["reach-v3"])[0], rows[episode[3]],
+                               atol=1e-5)  # fmt: skip
+
+
 # ------------------------------------------------------------------------------ data + suites
 def test_select_takes_the_first_episodes_of_each_task(tiny_data):
     data = tiny_data

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ctdkit.collective.config import ENCODER_CONDITIONINGS
 from ctdkit.collective.context import ContextModel, make_context
 from ctdkit.data import Transitions
 from ctdkit.errors import CtdkitError
@@ -148,7 +149,7 @@ def run_context(
 ) -> tuple[ContextModel, dict[str, Any]]:
     """The context model of a run on ``data`` (whose ``transitions_checksum`` is
     ``data_checksum``), and what the record says about its encoder."""
-    if conditioning != "ctd":
+    if conditioning not in ENCODER_CONDITIONINGS:
         return make_context(conditioning, data), {}
     from ctdkit.encoder import TrajectoryEncoder
 
@@ -160,5 +161,9 @@ def run_context(
     encoder = TrajectoryEncoder.load(encoder_dir / ENCODER_FILE, device=device)
     with np.load(encoder_dir / CONTEXTS_FILE) as saved:
         context, next_context = saved["context"], saved["next_context"]
-    model = PrecomputedContext(make_context("ctd", data, encoder), context, next_context)
-    return model, {"directory": str(encoder_dir), **meta}
+    model = make_context(conditioning, data, encoder)
+    if conditioning == "ctd+history":  # the raw window beside the precomputed CLS
+        raw, next_raw = model.history.for_transitions(data)
+        context = np.concatenate([context, raw], 1)
+        next_context = np.concatenate([next_context, next_raw], 1)
+    return PrecomputedContext(model, context, next_context), {"directory": str(encoder_dir), **meta}

@@ -35,6 +35,7 @@ from ctdkit.bench.records import (
 )
 from ctdkit.bench.suites import Suite, get_suite
 from ctdkit.cli import quiet_d3rlpy
+from ctdkit.collective.config import ENCODER_CONDITIONINGS
 from ctdkit.envs.tasks import resolve_tasks
 from ctdkit.errors import CtdkitError, unknown
 from ctdkit.parallel import parallel_map
@@ -191,7 +192,7 @@ def plan(config: BenchRunConfig) -> tuple[list[RunSpec], list[Path], list[Encode
         for algo in algos:
             for seed in suite.seeds_for(algo.learner, seeds):
                 job = None
-                if algo.conditioning == "ctd":
+                if algo.conditioning in ENCODER_CONDITIONINGS:
                     job = _encoder_job(config, suite, checksum, tasks, episodes, seed)
                 variant = variant_name(episodes)
                 models = config.out / MODELS / suite.name / algo.id / variant / f"seed{seed}"
