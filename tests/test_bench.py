@@ -435,7 +435,7 @@ def test_ctd_with_history_uses_the_shared_encoder_and_the_raw_window(bench, tiny
     cls, _ = run_context("ctd", data, transitions_checksum(data), encoder_dir)
     both, info = run_context("ctd+history", data, transitions_checksum(data), encoder_dir)
     assert both.dim == 6 + 5 * (4 + 2) and info["steps"] == TINY.encoder_steps
-    rows, next_rows = both.for_transitions(data)
+    rows, _ = both.for_transitions(data)
     np.testing.assert_array_equal(rows[:, :6], cls.for_transitions(data)[0])
     episode = np.flatnonzero(data.episode_index == 1)
     history = EpisodeHistory(1, 39, 4, len(episode))
