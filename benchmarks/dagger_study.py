@@ -52,7 +52,7 @@ class Args:
     episodes_per_task: int = 10
     beta: float = 0.5
     noise: float = 0.3
-    collective_steps: int = 3000
+    collective_steps: int = 10_000
     encoder_steps: int = 300
     screening_episodes: int = 10
     final_episodes: int = 50

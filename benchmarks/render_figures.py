@@ -7,13 +7,15 @@ copied by hand.
 A generated block is everything between ``<!-- generated:NAME -->`` and ``<!-- /generated -->``
 in a file of ``TARGETS``; ``NAME`` is a key of ``BLOCKS``, whose function renders it from the
 JSON files in ``RESULTS`` (written by ``learner_speed.py`` / ``encoder_throughput.py`` with
-``--json-out``; the leaderboard's throughput tables read the same files).
+``--json-out``; the leaderboard's throughput tables read the same files) and, for the DAgger
+study, ``results/dagger_mt10.json`` (written by ``dagger_study.py``).
 ``tests/test_docs_figures.py`` regenerates every block in memory and checks the docs equal it.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import re
 import sys
@@ -123,9 +125,22 @@ def encoder_throughput() -> str:
     return "\n".join(lines)
 
 
+def dagger_mt10() -> str:
+    """The DAgger study's table, rendered by the study's own ``markdown`` from its JSON."""
+    spec = importlib.util.spec_from_file_location(
+        "dagger_study", ROOT / "benchmarks" / "dagger_study.py"
+    )
+    study = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = study  # its dataclasses look their module up while it loads
+    spec.loader.exec_module(study)
+    results = json.loads((ROOT / "benchmarks" / "results" / "dagger_mt10.json").read_text())
+    return study.markdown(results).rstrip("\n")
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "learner_speed": learner_speed,
     "encoder_throughput": encoder_throughput,
+    "dagger_mt10": dagger_mt10,
 }
 
 

@@ -65,7 +65,9 @@ def run_dagger(config: DaggerConfig) -> dict[str, Any]:
         final = None
         if config.final_episodes:
             out = config.out / f"final-round-{records[-1]['round']}"
+            started = time.perf_counter()
             final = _evaluate(config, records[-1], config.final_episodes, out)
+            final["seconds"] = time.perf_counter() - started  # of the call that finished it
             run.write_json(FINAL_FILE, {"round": records[-1]["round"], **final}, indent=1)
         result = {"rounds": records, "final": final}
         run.write_json(ROUNDS_FILE, result, indent=1)
