@@ -17,7 +17,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-#: the stages of the data flow, earliest first (``student`` is planned)
+#: the stages of the data flow, earliest first
 STAGES = (
     "envs",
     "policies",

@@ -10,6 +10,11 @@ Exact resume: checkpoints are taken between episodes, and each episode's env res
 actions derive from (env seed, task, episode index) alone, so a run continued from a checkpoint
 makes the same updates as one never interrupted. Episodes written after the last checkpoint are
 discarded on ``--resume``.
+
+:class:`ExpertTrainer` is also the loop of learners built on SAC: they subclass it at
+``make_learner``, ``make_replay``, ``training_actor``, ``eval_agent``, ``sample_batch``,
+``expert`` and ``weights_file`` (and :class:`TrainingActor` at ``act``/``store``) rather than
+copy it; the experts use the defaults.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from ctdkit.experts.online import EPISODES, episode_path, write_online_dataset
 from ctdkit.experts.replay import ReplayBuffer
 from ctdkit.experts.sac import SACLearner
 from ctdkit.files import write_json_atomic
+from ctdkit.policies.agents import EvalAgent
 from ctdkit.policies.base import PolicyStep
 from ctdkit.policies.checkpoint import SAC_TRAINING, checkpoint_damaged, read_checkpoint
 from ctdkit.policies.random import RandomPolicy
@@ -79,12 +85,13 @@ def first_reaching(evaluations: list[dict[str, Any]], success: float) -> dict[st
     return next((e for e in evaluations if e["success"] >= success), None)
 
 
-class _TrainingActor:
+class TrainingActor:
     """The agent in training as a :class:`~ctdkit.policies.base.Policy` for one episode.
 
     Uniform random actions during warm-up, SAC samples after; :meth:`store` (the rollout's
-    step hook) stores each transition and makes the updates. The final observation's label
-    draws no noise, so the learner's RNG stream is the same as if no label were taken.
+    step hook) stores each transition and :meth:`learn` makes the updates. The final
+    observation's label draws no noise, so the learner's RNG stream is the same as if no label
+    were taken.
     """
 
     name = "sac"
@@ -120,17 +127,24 @@ class _TrainingActor:
         terminated: bool,
         truncated: bool,
     ) -> None:
+        self.trainer.replay.add(obs, action, reward, next_obs, terminated)
+        self.learn(terminated or truncated)
+
+    def learn(self, done: bool) -> None:
+        """Count the env step just stored and make its updates (past warm-up)."""
         trainer, sac = self.trainer, self.trainer.config.sac
-        trainer.replay.add(obs, action, reward, next_obs, terminated)
         trainer.env_steps += 1
         if trainer.env_steps >= sac.warmup_steps and len(trainer.replay) >= sac.batch_size:
             for _ in range(sac.updates_per_step):
                 trainer.learner.update(trainer.sample_batch())
-        self.done = terminated or truncated
+        self.done = done
 
 
 class ExpertTrainer:
     """One SAC agent, its env, replay and counters; ``train(until)`` runs whole episodes."""
+
+    weights_file = EXPERT
+    """The acting policy's file in the run folder (beside ``checkpoint.pt``)."""
 
     def __init__(self, config: TrainExpertConfig):
         self.config = config
@@ -140,8 +154,8 @@ class ExpertTrainer:
         )
         obs_dim = self.env.observation_space.shape[0]
         action_dim = self.env.action_space.shape[0]
-        self.learner = SACLearner(config.sac, obs_dim, action_dim)
-        self.replay = ReplayBuffer(config.sac.buffer_size, obs_dim, action_dim)
+        self.learner = self.make_learner(obs_dim, action_dim)
+        self.replay = self.make_replay(self.learner.obs_dim, action_dim)
         self.rng = np.random.default_rng(config.sac.seed)  # batch indices
         self.warmup_policy = RandomPolicy(action_dim)
         self.demos: ReplayBuffer | None = None
@@ -158,6 +172,22 @@ class ExpertTrainer:
         self.cpu_seconds = 0.0  # this process's CPU time for the same (honest on a busy machine)
         self.evaluations: list[dict[str, Any]] = []
 
+    # ------------------------------------------------------------------ subclass points
+    def make_learner(self, obs_dim: int, action_dim: int) -> SACLearner:
+        return SACLearner(self.config.sac, obs_dim, action_dim)
+
+    def make_replay(self, input_dim: int, action_dim: int) -> ReplayBuffer:
+        """The replay of the learner's inputs (``input_dim``: ``learner.obs_dim``)."""
+        return ReplayBuffer(self.config.sac.buffer_size, input_dim, action_dim)
+
+    def training_actor(self) -> TrainingActor:
+        """The acting policy of one training episode."""
+        return TrainingActor(self)
+
+    def eval_agent(self) -> EvalAgent:
+        """The deterministic agent the periodic evaluations run."""
+        return SACAgent(self.learner.actor, self.task)
+
     # ------------------------------------------------------------------ acting and learning
     def sample_batch(self) -> dict[str, torch.Tensor]:
         """One update's batch: online replay only, or mixed with the demos (RLPD)."""
@@ -170,7 +200,7 @@ class ExpertTrainer:
         """Collect one episode, updating the learner after every step past warm-up."""
         seed = episode_seed(self.config.env_seed, self.task, None, self.episodes)
         start_step, version = self.env_steps, self.learner.updates
-        actor = _TrainingActor(self)
+        actor = self.training_actor()
         episode = rollout_episode(self.env, actor, seed, on_step=actor.store)
         episode.metadata = {
             "task": self.task,
@@ -187,8 +217,7 @@ class ExpertTrainer:
 
     def evaluate(self) -> dict[str, Any]:
         """Success of the deterministic actor through ctdkit's ``official`` protocol."""
-        agent = SACAgent(self.learner.actor, self.task)
-        config = self.config
+        agent, config = self.eval_agent(), self.config
         result = evaluate_official(agent, (self.task,), config.eval_seed, config.eval_episodes)
         record = {
             "env_steps": self.env_steps,
@@ -253,6 +282,7 @@ class ExpertTrainer:
         write_json_atomic(path, {"task": self.task, "evaluations": self.evaluations})
 
     def expert(self) -> dict[str, Any]:
+        """The acting policy's record: ``weights_file`` and the checkpoint's ``expert`` entry."""
         last = self.evaluations[-1]["success"] if self.evaluations else None
         extra = {
             "env_steps": self.env_steps,
@@ -281,7 +311,7 @@ class ExpertTrainer:
             "expert": self.expert(),
         }
         torch_save_atomic(out / CHECKPOINT, state)
-        torch_save_atomic(out / EXPERT, self.expert())
+        torch_save_atomic(out / self.weights_file, self.expert())
         self._write_metrics()
 
     def restore(self) -> None:

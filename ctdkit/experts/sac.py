@@ -17,6 +17,7 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ctdkit.experts.config import SACConfig
 from ctdkit.policies.networks import SACActor, TwinCritic
@@ -29,8 +30,7 @@ class SACLearner:
         self.config, self.obs_dim, self.action_dim = config, obs_dim, action_dim
         with torch.random.fork_rng():  # seeded initialisation without touching global RNG
             torch.manual_seed(config.seed)
-            self.actor = SACActor(obs_dim, action_dim, config.hidden)
-            self.critic = TwinCritic(obs_dim + action_dim, config.hidden, config.critic_layer_norm)
+            self.actor, self.critic = self.make_networks()
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)  # init from critic
         self.log_alpha = torch.tensor(math.log(config.init_temperature), requires_grad=True)
         self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
@@ -42,6 +42,16 @@ class SACLearner:
         # every draw of training noise (exploration, target and actor samples) comes from here
         self.generator = torch.Generator().manual_seed(config.seed)
         self.updates = 0
+
+    def make_networks(self) -> tuple[nn.Module, nn.Module]:
+        """The actor (``actor(x) -> (μ, log σ)``, ``actor.sample(x, generator) -> (a, log π)``)
+        and the twin critics (``critic(x, a) -> (Q₁, Q₂)``) on the learner's input ``x`` of width
+        ``obs_dim``; called under the seeded RNG. A subclass may start them from other weights
+        (finetuning a trained policy)."""
+        c = self.config
+        actor = SACActor(self.obs_dim, self.action_dim, c.hidden)
+        critic = TwinCritic(self.obs_dim + self.action_dim, c.hidden, c.critic_layer_norm)
+        return actor, critic
 
     @property
     def alpha(self) -> torch.Tensor:
