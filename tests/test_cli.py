@@ -216,6 +216,10 @@ def _cli(verb: str):
         from ctdkit.pipeline import PipelineConfig as config_type
     elif verb == "collect":
         from ctdkit.collect import CollectConfig as config_type
+    elif verb == "dagger":
+        from ctdkit.dagger import DaggerConfig as config_type
+    elif verb == "train_student":
+        from ctdkit.student import TrainStudentConfig as config_type
     else:
         config_type = EvaluateConfig if verb == "evaluate" else BenchCommand
     return config_type
@@ -232,6 +236,8 @@ def _cli(verb: str):
         ("train_collective", []),
         ("pipeline", []),
         ("collect", []),
+        ("dagger", []),
+        ("train_student", []),
     ],
 )
 def test_every_flag_has_help_text(monkeypatch, verb, args):

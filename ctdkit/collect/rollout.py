@@ -41,8 +41,7 @@ def rollout_episode(
     ``policy.act`` is called once more, for the final observation's label only.
 
     A policy with an ``observe(action, reward, next_observation)`` method (a memory, see
-    :class:`~ctdkit.policies.base.Policy`) is told each step's outcome before it acts again
-    (unless that method is ``on_step`` itself, which is then called once, as ``on_step``).
+    :class:`~ctdkit.policies.base.Policy`) is told each step's outcome before it acts again.
     ``labeller``, if given, is reset with ``seed`` and asked at every observation, the final one
     included; its ``mean``/``log_std`` are stored as ``INFO_LABEL_*`` (its action is not used).
     """
