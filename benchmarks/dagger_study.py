@@ -48,6 +48,8 @@ class Args:
     """Seeds whose ctd runs are repeated with round 0's encoder kept frozen."""
     controls: tuple[str, ...] = ()
     """Conditionings that get the data-matched control (β = 1 every round)."""
+    plain: bool = True
+    """Run the DAgger cells themselves (`--no-plain`: only the controls and frozen variants)."""
     rounds: int = 3
     episodes_per_task: int = 10
     beta: float = 0.5
@@ -83,7 +85,8 @@ def cells(args: Args) -> list[Cell]:
     for seed in args.seeds:
         for view in args.views:
             for conditioning in args.conditionings:
-                planned.append(Cell(view, conditioning, seed))
+                if args.plain:
+                    planned.append(Cell(view, conditioning, seed))
                 if conditioning == "ctd" and seed in args.frozen_encoder_seeds:
                     planned.append(Cell(view, conditioning, seed, encoder="frozen"))
                 if conditioning in args.controls:
