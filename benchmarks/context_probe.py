@@ -12,10 +12,10 @@ held-out goals:
 * **swapped** — every env acts on the context of the next env's episode (reach gets push's,
   push gets pick-place's, pick-place gets reach's): if success holds, the agent ignores its
   context;
-* **probe** — linear-probe task accuracy of the context on the agent's *own* windows, by step
-  of the episode (softmax regression, trained on the first half of the episodes of every task
-  and scored on the second half), beside the same probe on the raw history window (last 5
-  actions and rewards).
+* **probe** — linear-probe task accuracy (balanced: mean recall over tasks) of the context on
+  the agent's *own* windows, by step of the episode (softmax regression, trained on the first
+  half of the episodes of every task and scored on the second half), beside the same probe on
+  the raw history window (last 5 actions and rewards).
 
 Writes ``--out`` (JSON) and prints a table.
 """
@@ -86,7 +86,8 @@ class ProbedAgent(CollectiveAgent):
 
 
 def _softmax_probe(train_x, train_y, test_x, test_y, classes: int, seed: int = 0) -> float:
-    """Test accuracy of a multinomial logistic regression (standardised inputs, L2 1e-3)."""
+    """Balanced test accuracy of a multinomial logistic regression (standardised inputs, L2
+    1e-3)."""
     if len(test_x) == 0 or len(train_x) == 0:
         return float("nan")
     mean, std = train_x.mean(0), train_x.std(0) + 1e-6
@@ -105,7 +106,11 @@ def _softmax_probe(train_x, train_y, test_x, test_y, classes: int, seed: int = 0
     optim.step(closure)
     with torch.no_grad():
         test = torch.as_tensor((test_x - mean) / std, dtype=torch.float32)
-        return float((layer(test).argmax(1).numpy() == test_y).mean())
+        predicted = layer(test).argmax(1).numpy()
+    # balanced: the mean recall over tasks, so an empty window scores chance (1 / tasks) even
+    # when the evaluator ran more episodes of one task than of another
+    recalls = [(predicted[test_y == c] == c).mean() for c in np.unique(test_y)]
+    return float(np.mean(recalls))
 
 
 def probe_by_step(records: Sequence[tuple], tasks: Sequence[str]) -> dict:
