@@ -272,6 +272,7 @@ def plot(results: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(6, 4))
     series: dict[str, list[dict]] = {}
@@ -284,6 +285,7 @@ def plot(results: dict, path: Path) -> None:
         ax.plot(x, [r["mean"] for r in rows], marker="o", label=label)
         ax.fill_between(x, [r["ci"][0] for r in rows], [r["ci"][1] for r in rows], alpha=0.15)
     ax.axhline(results["teacher"], color="black", linestyle="--", label="teacher")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("DAgger round")
     ax.set_ylabel("success (screening)")
     ax.set_ylim(0, 1.02)
