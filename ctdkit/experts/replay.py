@@ -10,11 +10,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-_FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated")
-
 
 class ReplayBuffer:
     """Last ``capacity`` transitions; ``state()``/``load_state()`` round-trip it exactly."""
+
+    #: the per-row tensors sampled and saved (a subclass with more columns extends it)
+    FIELDS: tuple[str, ...] = ("obs", "actions", "rewards", "next_obs", "terminated")
 
     def __init__(self, capacity: int, obs_dim: int, action_dim: int):
         self.capacity = capacity
@@ -47,18 +48,18 @@ class ReplayBuffer:
         self.size = min(self.size + 1, self.capacity)
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        """Uniform rows (with replacement) drawn from ``rng``, as tensors keyed like ``_FIELDS``."""
+        """Uniform rows (with replacement) drawn from ``rng``, as tensors keyed like ``FIELDS``."""
         index = torch.from_numpy(rng.integers(0, self.size, batch_size))
-        return {name: getattr(self, name)[index] for name in _FIELDS}
+        return {name: getattr(self, name)[index] for name in self.FIELDS}
 
     def state(self) -> dict[str, object]:
         """The filled rows and the cursor (a checkpoint stores only what was written)."""
-        rows = {name: getattr(self, name)[: self.size].clone() for name in _FIELDS}
+        rows = {name: getattr(self, name)[: self.size].clone() for name in self.FIELDS}
         return {"capacity": self.capacity, "size": self.size, "cursor": self.cursor, **rows}
 
     def load_state(self, state: dict[str, object]) -> None:
         if state["capacity"] != self.capacity:
             raise ValueError(f"replay capacity {state['capacity']} != {self.capacity}")
         self.size, self.cursor = int(state["size"]), int(state["cursor"])
-        for name in _FIELDS:
+        for name in self.FIELDS:
             getattr(self, name)[: self.size] = state[name]

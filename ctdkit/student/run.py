@@ -44,7 +44,7 @@ STUDENT, RECORD = "student.pt", "student.json"
 class BonusReplay(ReplayBuffer):
     """The experts' replay with each transition's bonus ``b(s, a)``, stored when collected."""
 
-    FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated", "bonus")
+    FIELDS = (*ReplayBuffer.FIELDS, "bonus")  # sampled, saved and loaded like the others
 
     def __init__(self, capacity: int, obs_dim: int, action_dim: int):
         super().__init__(capacity, obs_dim, action_dim)
@@ -61,18 +61,6 @@ class BonusReplay(ReplayBuffer):
     ) -> None:
         self.bonus[self.cursor] = float(bonus)
         super().add(obs, action, reward, next_obs, terminated)
-
-    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        """The experts' rows (the same draw from ``rng``) with their bonuses."""
-        index = torch.from_numpy(rng.integers(0, self.size, batch_size))
-        return {name: getattr(self, name)[index] for name in self.FIELDS}
-
-    def state(self) -> dict[str, object]:
-        return {**super().state(), "bonus": self.bonus[: self.size].clone()}
-
-    def load_state(self, state: dict[str, object]) -> None:
-        super().load_state(state)
-        self.bonus[: self.size] = state["bonus"]
 
 
 class StudentActor(TrainingActor):
