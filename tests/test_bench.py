@@ -494,3 +494,54 @@ def test_each_suite_has_its_own_leaderboard_reference_unless_overridden():
     assert _reference(LeaderboardConfig(reference="iql-none"), "reach-replay") == "iql-none"
     for suite in SUITES.values():
         assert suite.reference in suite.algos
+
+
+def test_collective_ablation_suites_change_one_learner_setting_and_refuse_unknown_fields():
+    import dataclasses
+
+    from ctdkit.bench.run import RunSpec, collective_config
+    from ctdkit.bench.suites import Suite
+
+    def config_of(suite_name: str):
+        spec = RunSpec(
+            suite=SUITES[suite_name],
+            algo=parse_algo("oracle"),
+            seed=1,
+            episodes_per_task=None,
+            tasks=(),
+            dataset_checksum="x",
+            record=Path("r.json"),
+            model_dir=None,
+            encoder_dir=None,
+            root=None,
+        )
+        return collective_config(spec)
+
+    base = config_of("mt10-expert-e50")
+    assert (base.log_std_weight, base.actor_lr, base.seed) == (0.2, 1e-3, 1)
+    changed = {
+        name: {
+            f.name: getattr(config_of(name), f.name)
+            for f in dataclasses.fields(base)
+            if getattr(config_of(name), f.name) != getattr(base, f.name)
+        }
+        for name in (
+            "mt10-expert-e50-no-log-std",
+            "mt10-expert-e50-std-floor",
+            "mt10-expert-e50-lr3e-4",
+        )
+    }
+    assert changed == {
+        "mt10-expert-e50-no-log-std": {"log_std_weight": 0.0},
+        "mt10-expert-e50-std-floor": {"obs_std_floor": 1e-3},
+        "mt10-expert-e50-lr3e-4": {"actor_lr": 3e-4},
+    }
+    # suites without ablations keep the settings (and record fingerprints) they had
+    assert "collective_options" not in SUITES["mt10-expert"].settings()
+    assert SUITES["mt10-expert-e50-no-log-std"].settings()["collective_options"] == {
+        "log_std_weight": 0.0
+    }
+    with pytest.raises(CtdkitError, match="log_std_wieght"):
+        Suite(
+            name="x", description="x", dataset_id="x", collective_options=(("log_std_wieght", 0.0),)
+        )

@@ -404,11 +404,12 @@ def _train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
     }
 
 
-def _train_collective(spec: RunSpec, data, context):
-    from ctdkit.collective import CollectiveAgent, CollectiveSACConfig
+def collective_config(spec: RunSpec):
+    """The collective learner's config of a run: the suite's sizes, budgets and ablations."""
+    from ctdkit.collective import CollectiveSACConfig
 
     suite = spec.suite
-    learner = CollectiveSACConfig(
+    return CollectiveSACConfig(
         conditioning=spec.algo.conditioning,
         view=suite.view,
         hidden=suite.hidden,
@@ -416,8 +417,15 @@ def _train_collective(spec: RunSpec, data, context):
         batch_size=suite.batch_size,
         critic=suite.collective_critic,
         seed=spec.seed,
-    ).create(device=spec.device)
-    history = learner.fit(data, suite.n_steps, context=context, progress=False)
+        **dict(suite.collective_options),
+    )
+
+
+def _train_collective(spec: RunSpec, data, context):
+    from ctdkit.collective import CollectiveAgent
+
+    learner = collective_config(spec).create(device=spec.device)
+    history = learner.fit(data, spec.suite.n_steps, context=context, progress=False)
     if spec.model_dir is not None:
         learner.save(spec.model_dir / "collective.pt")
     return CollectiveAgent(learner), history[-1] if history else {}

@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ctdkit.collective.config import CollectiveSACConfig
 from ctdkit.errors import unknown
 
 #: the MT10 leaderboard budgets (see README "Benchmark"): ~1-2 h for a tier on 2 cores
@@ -59,6 +60,10 @@ class Suite:
     collective_critic: bool = False
     """Also train the collective learner's TD critic. Its actor loss never reads the critic, so
     the evaluated policy is the same either way; off saves half the update time."""
+    collective_options: tuple[tuple[str, Any], ...] = ()
+    """(field, value) pairs of ``CollectiveSACConfig`` changed for an ablation (e.g.
+    ``("log_std_weight", 0.0)``); left out of the settings when empty, so the records of suites
+    without ablations keep their fingerprints."""
     reward_scale: float = 1.0
     """Multiplies rewards for the d3rlpy algorithms (d3rlpy's MultiplyRewardScaler)."""
     protocol: Literal["official", "all-goals"] = "official"
@@ -107,7 +112,16 @@ class Suite:
         """What a run's result depends on (stored in records; compared on rerun)."""
         skip = {"name", "description", "reference", "algos", "seeds", "seed_limits", "recipe"}
         values = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+        values["collective_options"] = dict(self.collective_options)
+        if not self.collective_options:
+            del values["collective_options"]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+    def __post_init__(self) -> None:
+        fields = {f.name for f in dataclasses.fields(CollectiveSACConfig)}
+        for name, _ in self.collective_options:
+            if name not in fields:
+                raise unknown("collective option", name, sorted(fields))
 
 
 def _mt10(name: str, description: str, dataset_id: str, **changes: Any) -> Suite:
@@ -125,6 +139,23 @@ NOISY_LABELLED = "ctdkit/mt10-scripted-noise0p5-v1"
 #: the labelled tiers add the raw-history conditioning (new suites; the others keep their rows)
 LABELLED_ALGOS = (*MT10_ALGOS, "history", "bc-history")
 REPLAY = "ctdkit/reach-sac-online-v1"
+#: one factor of the collective learner changed at a time toward d3rlpy BC's setting (suffix,
+#: description, suite changes): BC has no log-std output, standardises with a 1e-3 epsilon and
+#: no floor, and standardises the one-hot with the observations (our learner feeds it raw)
+COLLECTIVE_ABLATIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("", "", {}),
+    (
+        "-no-log-std",
+        "; ablation: no log-std term (the mean then trains exactly as a deterministic head)",
+        {"collective_options": (("log_std_weight", 0.0),)},
+    ),
+    (
+        "-std-floor",
+        "; ablation: observation std floor 1e-3 instead of 0.05",
+        {"collective_options": (("obs_std_floor", 1e-3),)},
+    ),
+    ("-lr3e-4", "; ablation: actor learning rate 3e-4 instead of 1e-3", {"collective_lr": 3e-4}),
+)
 
 _SUITES: list[Suite] = [
     Suite(
@@ -198,6 +229,19 @@ _SUITES: list[Suite] = [
         EXPERT,
         episodes_per_task=(5, 10, 20),
         algos=("ctd", "bc-none", "bc-ctd"),
+    ),
+    *(
+        _mt10(
+            f"mt10-expert-e50{suffix}",
+            "MT10 expert tier, 50 episodes per task: the collective learner against d3rlpy BC, "
+            f"both with the one-hot (why the collective trailed BC){note}.",
+            EXPERT,
+            eval_episodes=50,
+            algos=("oracle", "bc-oracle") if not suffix else ("oracle",),
+            reference="bc-oracle" if not suffix else "oracle",
+            **changes,
+        )
+        for suffix, note, changes in COLLECTIVE_ABLATIONS
     ),
 ]
 SUITES: dict[str, Suite] = {suite.name: suite for suite in _SUITES}
