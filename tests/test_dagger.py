@@ -253,3 +253,39 @@ def test_a_dagger_round_beats_offline_distillation_of_the_same_expert(tmp_path):
     after = [_held_out_return(out / "round-1" / "collective.pt", t) for t in TASKS]
     assert sum(after) > 1.25 * sum(before), (before, after)
     assert after[1] > before[1] + 100, (before, after)  # push: from nowhere to moving the puck
+
+
+def test_the_dagger_tier_is_every_round_in_one_group_and_a_rerun_keeps_it(one_round, tmp_path):
+    from ctdkit.data import concat_transitions
+    from ctdkit.data.loader import load_datasets
+
+    root = tmp_path / "store"
+    config = small_run(one_round, screening_episodes=1, export_dataset_id="test/tier-v0", root=root)
+    first = run_dagger(config)["export"]  # the rounds are done: this only exports
+    tier = load_transitions("test/tier-v0", root=root)
+    rounds = concat_transitions(
+        [load_transitions(round_dataset_id(i), root=one_round / "datasets") for i in (0, 1)],
+        "rounds",
+    )
+    assert tier.relabelled and tier.tasks == rounds.tasks == TASKS
+    # per task, round 0's episodes then round 1's: the same rows as the rounds' aggregate,
+    # which is ordered round by round, so compare task by task
+    for name in ("observations", "actions", "rewards", "expert_action_mean"):
+        for task in range(len(TASKS)):
+            mine = getattr(tier, name)[tier.task_index == task]
+            theirs = getattr(rounds, name)[rounds.task_index == task]
+            np.testing.assert_array_equal(mine, theirs)
+    group = load_datasets("test/tier-v0", root)
+    assert group.checksum == first["content_checksum"]
+    _, reach = next(iter(group))
+    meta = reach.storage.get_episode_metadata(list(reach.episode_indices))
+    assert [(int(m["round"]), float(m["beta"])) for m in meta] == [(0, 1.0)] * 2 + [(1, 0.5)] * 2
+    recorded = reach.storage.metadata["ctdkit"]
+    assert [r["round"] for r in recorded["dagger_rounds"]] == [0, 1]
+    assert recorded["command"].startswith("python -m ctdkit.dagger --tasks reach-v3 push-v3")
+    assert "--export-dataset-id test/tier-v0" in recorded["command"]
+    # a rerun leaves the group as it is; another run's rounds under the same id are refused
+    assert run_dagger(config)["export"] == first
+    other = small_run(tmp_path / "other", seed=1, export_dataset_id="test/tier-v0", root=root)
+    with pytest.raises(CtdkitError, match=r"already exists .* other DAgger rounds"):
+        run_dagger(other)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from ctdkit.collective.config import ENCODER_CONDITIONINGS, CollectiveSACConfig
+from ctdkit.data.ids import parse_group_id
 from ctdkit.encoder.config import EncoderConfig
 from ctdkit.envs.make import MAX_EPISODE_STEPS, validate_max_episode_steps
 from ctdkit.envs.tasks import resolve_tasks
@@ -96,6 +97,11 @@ class DaggerConfig:
     """Run folder: per-round datasets, encoder, collective, evaluations, `rounds.json`."""
     progress: bool = True
     """Show progress bars."""
+    export_dataset_id: str | None = None
+    """After the last round, publish rounds 0..N as one dataset group with this versioned id
+    (e.g. ``ctdkit/mt10-dagger-history-v0``; the DAgger tier the bench trains on)."""
+    root: Path | None = None
+    """Datasets root of the export (default: $MINARI_DATASETS_PATH or ~/.minari/datasets)."""
 
     def __post_init__(self) -> None:
         """Refuse bad settings in one line before anything is written."""
@@ -125,6 +131,8 @@ class DaggerConfig:
                 f"--encoder-schedule must be retrained or frozen, not {self.encoder_schedule!r}"
             )
         validate_max_episode_steps(self.max_episode_steps)
+        if self.export_dataset_id is not None:
+            parse_group_id(self.export_dataset_id)
 
     def resolved_tasks(self) -> tuple[str, ...]:
         return resolve_tasks(self.tasks)
@@ -138,10 +146,43 @@ class DaggerConfig:
     def settings(self) -> dict:
         """What a rerun must match to continue (``rounds`` may grow, evaluation sizes may not
         change: a round's recorded screening would no longer fit)."""
-        ignored = ("rounds", "out", "progress", "workers", "torch_threads", "checkpoint_every")
+        ignored = (
+            *("rounds", "out", "progress", "workers", "torch_threads", "checkpoint_every"),
+            *("export_dataset_id", "root"),
+        )
         kept = {k: v for k, v in dataclasses.asdict(self).items() if k not in ignored}
         kept["tasks"] = list(self.resolved_tasks())
         if self.collective.conditioning not in ENCODER_CONDITIONINGS:  # no encoder
             for name in ("encoder", "encoder_steps", "encoder_schedule"):
                 kept.pop(name)
         return kept
+
+    def command(self) -> str:
+        """The ``python -m ctdkit.dagger`` command that reproduces this run's data: every
+        setting that differs from the defaults, nested learner and encoder fields included."""
+        parts = ["python -m ctdkit.dagger"]
+        defaults = DaggerConfig()
+        skipped = {"out", "progress", "workers", "torch_threads", "root", "checkpoint_every"}
+        for name, value in dataclasses.asdict(self).items():
+            default = dataclasses.asdict(defaults)[name]
+            if name in skipped or value == default:
+                continue
+            if isinstance(value, dict):  # a nested config: its changed fields
+                parts += [
+                    _flag(f"{name}.{key}", item)
+                    for key, item in value.items()
+                    if item != default[key] and key != "seed"
+                ]
+            else:
+                parts.append(_flag(name, value))
+        return " ".join(parts)
+
+
+def _flag(name: str, value: object) -> str:
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        head, _, tail = flag.rpartition(".")
+        return flag if value else f"{head}.no-{tail}" if head else f"--no-{flag[2:]}"
+    if isinstance(value, list | tuple):
+        return " ".join([flag, *map(str, value)])
+    return f"{flag} {value}"

@@ -30,6 +30,7 @@ from ctdkit.collective import CollectiveSAC, make_context
 from ctdkit.collective.config import ENCODER_CONDITIONINGS
 from ctdkit.dagger.acting import DaggerActing
 from ctdkit.dagger.config import DaggerConfig, beta_schedule, collect_seed
+from ctdkit.dagger.tier import export_tier
 from ctdkit.data import Transitions, concat_transitions, load_transitions
 from ctdkit.data.ids import parse_group_id
 from ctdkit.data.store import read_group_metadata
@@ -70,6 +71,18 @@ def run_dagger(config: DaggerConfig) -> dict[str, Any]:
             final["seconds"] = time.perf_counter() - started  # of the call that finished it
             run.write_json(FINAL_FILE, {"round": records[-1]["round"], **final}, indent=1)
         result = {"rounds": records, "final": final}
+        if config.export_dataset_id is not None:
+            result["export"] = {
+                "dataset_id": config.export_dataset_id,
+                "content_checksum": export_tier(
+                    config.out / "datasets",
+                    records,
+                    config.export_dataset_id,
+                    config.root,
+                    config.settings(),
+                    config.command(),
+                ),
+            }
         run.write_json(ROUNDS_FILE, result, indent=1)
     return result
 
