@@ -34,6 +34,7 @@ from ctdkit.bench.records import RecordWarning, load_records
 from ctdkit.bench.suites import SUITES, get_suite
 from ctdkit.cli import quiet_d3rlpy
 from ctdkit.errors import CtdkitError
+from ctdkit.dagger import DaggerConfig
 from ctdkit.experts import TrainExpertConfig
 
 TINY = get_suite("tiny")
@@ -474,6 +475,13 @@ def test_every_suite_names_valid_algorithms_and_a_buildable_dataset(tmp_path):
             with pytest.raises(
                 CtdkitError, match=r"training replay .* run `python -m ctdkit\.train"
             ):
+                ensure_dataset(suite.dataset_id, tmp_path / "empty-root", progress=False)
+            assert not (tmp_path / "empty-root" / "ctdkit").exists()
+            continue
+        if "ctdkit.dagger" in command:  # the DAgger tier: built by training, not by run
+            dagger = tyro.cli(DaggerConfig, args=shlex.split(command)[3:])
+            assert dagger.export_dataset_id == suite.dataset_id
+            with pytest.raises(CtdkitError, match=r"DAgger tier .* run `python -m ctdkit\.dagger"):
                 ensure_dataset(suite.dataset_id, tmp_path / "empty-root", progress=False)
             assert not (tmp_path / "empty-root" / "ctdkit").exists()
             continue

@@ -69,6 +69,12 @@ def ensure_dataset(
             f"dataset {dataset_id} is absent; it is an expert's training replay (an hour or "
             f"more of online SAC), which the bench does not start on its own: run `{command}`"
         )
+    if command.startswith("python -m ctdkit.dagger"):
+        raise CtdkitError(
+            f"dataset {dataset_id} is absent; it is a DAgger tier (rounds of collective "
+            f"training, about 20 min on 2 cores), which the bench does not start on its own: "
+            f"run `{command}`"
+        )
     root = Path(root) if root is not None else datasets_root()
     print(f"building {dataset_id} from its recipe into {root}")
     checksum = collect(collect_config(command).replace(root=root, progress=progress, resume=True))

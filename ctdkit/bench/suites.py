@@ -139,6 +139,8 @@ NOISY_LABELLED = "ctdkit/mt10-scripted-noise0p5-v1"
 #: the labelled tiers add the raw-history conditioning (new suites; the others keep their rows)
 LABELLED_ALGOS = (*MT10_ALGOS, "history", "bc-history")
 REPLAY = "ctdkit/reach-sac-online-v1"
+#: the DAgger tier (`python -m ctdkit.dagger ... --export-dataset-id`): built by training
+DAGGER = "ctdkit/mt10-dagger-history-v0"
 #: one factor of the collective learner changed at a time toward d3rlpy BC's setting (suffix,
 #: description, suite changes): BC has no log-std output, standardises with a 1e-3 epsilon and
 #: no floor, and standardises the one-hot with the observations (our learner feeds it raw)
@@ -200,6 +202,14 @@ _SUITES: list[Suite] = [
         "state labelled by the noise-free scripted expert (BC clones the labels, offline RL the "
         "executed actions).",
         NOISY_LABELLED,
+        algos=LABELLED_ALGOS,
+    ),
+    _mt10(
+        "mt10-dagger",
+        "MT10 DAgger tier: rounds 0-3 of the history collective's DAgger run (noisy expert, "
+        "then the expert/collective mixture), every visited state labelled by the noise-free "
+        "scripted expert (BC clones the labels, offline RL the executed actions).",
+        DAGGER,
         algos=LABELLED_ALGOS,
     ),
     _mt10(
