@@ -114,13 +114,25 @@ def test_the_bonus_is_the_gaussian_kernel_with_a_std_floor_and_w_follows_the_sch
 
 
 def test_zero_bonus_weight_makes_plain_sacs_updates(collectives, tmp_path):
-    config = tiny(tmp_path / "student", collectives["oracle"], 120, bonus_weight=0.0)
+    config = tiny(
+        tmp_path / "student",
+        collectives["oracle"],
+        120,
+        bonus_weight=0.0,
+        eval_every=60,
+        eval_episodes=1,
+    )
     student = StudentTrainer(config, FrozenCollective(config.collective, config.task))
     student.train(120)
     expert = ExpertTrainer(config.expert_config().replace(out_dir=tmp_path / "expert"))
     expert.train(120)
     assert student.learner.updates == expert.learner.updates == 91
     assert_same(student.learner.state_dict(), expert.learner.state_dict())
+    # the student's curve starts at step 0; that evaluation changes nothing in training
+    assert [e["env_steps"] for e in student.evaluations] == [0, 60, 120]
+    assert [e["env_steps"] for e in expert.evaluations] == [60, 120]
+    for mine, theirs in zip(student.evaluations[1:], expert.evaluations, strict=True):
+        assert (mine["success"], mine["mean_return"]) == (theirs["success"], theirs["mean_return"])
     assert torch.equal(student.replay.rewards, expert.replay.rewards)
     assert not student.replay.bonus.any() and student.collective_steps == 0  # never consulted
 

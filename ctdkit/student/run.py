@@ -167,6 +167,13 @@ class StudentTrainer(ExpertTrainer):
             batch["rewards"] = batch["rewards"] + weight * shaping
         return batch
 
+    def train(self, until: int, progress: bool = False, on_eval=None) -> None:
+        """The experts' loop, with one evaluation before the first step: a learning curve
+        starts at step 0, where a finetuned student is the collective itself."""
+        if self.config.eval_episodes and self.env_steps == 0 and not self.evaluations:
+            self._evaluate_timed(on_eval)
+        super().train(until, progress=progress, on_eval=on_eval)
+
     def run_episode(self) -> EpisodeData:
         start, before = time.perf_counter(), self.env_steps
         episode = super().run_episode()
