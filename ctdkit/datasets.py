@@ -1,9 +1,12 @@
-"""``python -m ctdkit.datasets list|show|publish|download|verify|manifest``: datasets on disk
-and remotes.
+"""``python -m ctdkit.datasets list|show|publish|download|verify|manifest|fingerprint``:
+datasets on disk and remotes.
 
 Remotes are static folders reached as ``file:///path`` or served over ``http(s)://`` (see
 ``ctdkit.data.remote``); downloads are verified before they become visible. ``manifest``
-prints (or writes into a ``datasets/`` recipe) the sha256 manifest of a published dataset.
+prints (or writes into a ``datasets/`` recipe) the sha256 manifest of a published dataset;
+``fingerprint`` the per-episode fingerprint of a local one (``ctdkit.data.fingerprint``), which
+``verify --recipe`` and ``verify --rebuild`` compare a copy with when its content checksum
+differs (a rebuild on another CPU).
 """
 
 from __future__ import annotations
@@ -15,9 +18,18 @@ from typing import Annotated
 
 import tyro
 
-from ctdkit.collect.rebuild import rebuild_problems
+from ctdkit.collect.rebuild import rebuild_check
+from ctdkit.data.fingerprint import dataset_fingerprint, equivalence, fingerprint_toml
 from ctdkit.data.loader import load_datasets
-from ctdkit.data.recipes import manifest_toml, recipe_manifests, write_recipe_manifest
+from ctdkit.data.recipes import (
+    manifest_toml,
+    read_recipe,
+    recipe_checksum,
+    recipe_fingerprint,
+    recipe_manifests,
+    write_recipe_fingerprint,
+    write_recipe_manifest,
+)
 from ctdkit.data.remote import (
     download,
     local_ids,
@@ -88,13 +100,34 @@ class Download(_Local, _Remote):
 
 @dataclass
 class Verify(_Local, _Named):
-    """Check local files against their manifest and the data against the content checksum."""
+    """Check local files against their manifest and the data against the content checksum;
+    with --recipe against a recipe, with --rebuild against a rebuild.
+
+    --recipe FILE: local files that are the bytes the recipe's [manifest] records (a download)
+    verify as "files as published". Any other copy (a local build: its files differ from the
+    published bytes) is compared by content: the recipe's content checksum gives "identical";
+    another one is compared with the recipe's [fingerprint]: "equivalent within tolerance"
+    (same episode lengths and success flags, every return within 0.1%; exit 0) or "different",
+    naming the first differing episode (exit 2). --rebuild: the rebuilt data's content checksum
+    equal to the local copy's gives "identical", else the two copies' fingerprints are
+    compared the same way."""
 
     rebuild: bool = False
-    """Also re-run the recorded collect command and compare content checksums."""
+    """Also re-run the recorded collect command and compare the data: the content checksums,
+    else the per-episode fingerprints (within tolerance)."""
     recipe: Path | None = None
-    """Also check the files against the published manifest recorded in this recipe
-    (datasets/*.toml): the local copy must be the published bytes."""
+    """Also check the copy against this recipe (datasets/*.toml): its published files, else
+    its content checksum, else its fingerprint within tolerance."""
+
+
+@dataclass
+class Fingerprint(_Local, _Named):
+    """Compute a local dataset's per-episode fingerprint (lengths, success flags, returns,
+    the platform) and write it into its recipe, or print it."""
+
+    recipe: Path | None = None
+    """Recipe (datasets/*.toml) to write the [fingerprint] section into, above its published
+    manifest; the local copy's content checksum must be the recipe's. Without it: printed."""
 
 
 @dataclass
@@ -112,10 +145,11 @@ Command = (
     | Annotated[Download, tyro.conf.subcommand("download")]
     | Annotated[Verify, tyro.conf.subcommand("verify")]
     | Annotated[Manifest, tyro.conf.subcommand("manifest")]
+    | Annotated[Fingerprint, tyro.conf.subcommand("fingerprint")]
 )
 
 
-def main(command: List | Show | Publish | Download | Verify | Manifest) -> None:
+def main(command: List | Show | Publish | Download | Verify | Manifest | Fingerprint) -> None:
     if isinstance(command, Manifest):
         manifests = published_manifests(command.dataset_id, command.remote)
         if command.recipe is None:
@@ -160,18 +194,73 @@ def main(command: List | Show | Publish | Download | Verify | Manifest) -> None:
     elif isinstance(command, Download):
         for member, status in download(command.dataset_id, command.remote, root).items():
             print(f"{member}: {status}")
+    elif isinstance(command, Fingerprint):
+        _fingerprint(command, root)
     else:
-        expected = (
-            None if command.recipe is None else recipe_manifests(command.recipe, command.dataset_id)
-        )
-        problems = verify(command.dataset_id, root, expected)
-        if command.rebuild and not problems:
-            problems = rebuild_problems(command.dataset_id, root)
+        problems = verify(command.dataset_id, root)
         if problems:
             raise CtdkitError(f"{command.dataset_id} fails verification: {'; '.join(problems)}")
-        rebuilt = " and rebuilt to the same content checksum" if command.rebuild else ""
-        published = f", files as published in {command.recipe}" if command.recipe else ""
-        print(f"{command.dataset_id}: verified{published}{rebuilt}")
+        lines = [f"{command.dataset_id}: verified"]
+        if command.recipe is not None:
+            lines = [_against_recipe(command.dataset_id, command.recipe, root)]
+        if command.rebuild:
+            rebuilt = rebuild_check(command.dataset_id, root)
+            if rebuilt.problems:
+                problems = "; ".join(rebuilt.problems)
+                raise CtdkitError(f"{command.dataset_id} fails verification: {problems}")
+            if rebuilt.equivalence.kind == "identical":
+                lines[0] += " and rebuilt to the same content checksum"
+            else:
+                lines.append(rebuilt.equivalence.message(command.dataset_id))
+        print("\n".join(lines))
+
+
+def _fingerprint(command: Fingerprint, root: Path) -> None:
+    """Print the local copy's fingerprint, or write it into its recipe (the recipe's data)."""
+    if command.recipe is None:
+        print(fingerprint_toml(dataset_fingerprint(command.dataset_id, root)), end="")
+        return
+    parsed = read_recipe(command.recipe, command.dataset_id)[1]
+    expected = recipe_checksum(parsed, command.recipe)
+    local = load_datasets(command.dataset_id, root).checksum
+    if local != expected:
+        raise CtdkitError(
+            f"{command.dataset_id}: the local copy's content checksum {local[:12]} is not "
+            f"{command.recipe}'s {expected[:12]}, and a fingerprint must describe the recipe's "
+            "data: fingerprint a copy that reproduces it (a build on the recipe's platform, or "
+            "the published files)"
+        )
+    fingerprint = dataset_fingerprint(command.dataset_id, root)
+    write_recipe_fingerprint(command.recipe, command.dataset_id, fingerprint)
+    episodes = sum(len(m["lengths"]) for m in fingerprint["members"].values())
+    print(
+        f"wrote the fingerprint of {len(fingerprint['members'])} datasets ({episodes} "
+        f"episodes) into {command.recipe}"
+    )
+
+
+def _against_recipe(dataset_id: str, recipe: Path, root: Path) -> str:
+    """The verdict on a self-consistent local copy against ``recipe``: its published files,
+    else its content checksum, else its fingerprint (see :class:`Verify`)."""
+    parsed = read_recipe(recipe, dataset_id)[1]
+    file_problems: list[str] = []
+    if parsed.get("manifest"):
+        file_problems = verify(dataset_id, root, recipe_manifests(recipe, dataset_id))
+        if not file_problems:
+            return f"{dataset_id}: verified, files as published in {recipe}"
+    if "content_checksum" not in parsed and file_problems:
+        raise CtdkitError(f"{dataset_id} fails verification: {'; '.join(file_problems)}")
+    found = equivalence(
+        dataset_id,
+        load_datasets(dataset_id, root).checksum,
+        recipe_checksum(parsed, recipe),
+        lambda: dataset_fingerprint(dataset_id, root),
+        recipe_fingerprint(parsed, recipe),
+    )
+    if found.kind == "identical":
+        files = "not the published bytes" if file_problems else "no published manifest"
+        return f"{found.message(dataset_id)}: verified against {recipe} ({files})"
+    return found.message(dataset_id)
 
 
 def _listed(dataset_id: str, root: Path) -> str:

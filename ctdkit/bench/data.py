@@ -9,14 +9,24 @@ import hashlib
 import shlex
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tyro
 
 from ctdkit.collect import CollectConfig, collect
 from ctdkit.data import Transitions, load_datasets, to_d3rlpy
-from ctdkit.data.recipes import RECIPES_DIR, find_recipe
+from ctdkit.data.fingerprint import dataset_fingerprint, equivalence
+from ctdkit.data.recipes import (
+    RECIPES_DIR,
+    find_recipe,
+    find_recipe_file,
+    parse_recipe,
+    recipe_checksum,
+    recipe_fingerprint,
+)
 from ctdkit.data.store import datasets_root
 from ctdkit.errors import CtdkitError, unknown
 from ctdkit.policies.random import ACTION_HIGH, ACTION_LOW
@@ -27,7 +37,7 @@ def recipe(dataset_id: str, fallback: str | None = None) -> tuple[str, str | Non
     checksum its recipe records (None for a suite's own ``fallback`` command). The
     repository's recipes are absent in an installed wheel: only suites with their own
     ``recipe`` can then be built."""
-    found = find_recipe(dataset_id)
+    found = find_recipe(dataset_id, RECIPES_DIR)
     if found is not None:
         return found["command"], found.get("content_checksum")
     if fallback is not None:
@@ -46,6 +56,65 @@ def collect_config(command: str) -> CollectConfig:
     return tyro.cli(CollectConfig, args=words[3:])
 
 
+@dataclass(frozen=True)
+class DatasetCheck:
+    """A suite's local dataset and how it stands to its recipe."""
+
+    checksum: str  # the local data's content checksum (what runs train on and record)
+    recipe_checksum: str | None = None  # the recipe's; None without a recipe
+    #: "identical" (same checksum), "equivalent" (same episodes within the recipe's
+    #: fingerprint tolerance), "unverified" (checksums differ, the recipe has no fingerprint);
+    #: None without a recipe
+    equivalence: str | None = None
+
+    def record_fields(self) -> dict[str, Any]:
+        """What a run record's ``dataset`` object states about the recipe (nothing without)."""
+        if self.recipe_checksum is None:
+            return {}
+        return {"recipe_checksum": self.recipe_checksum, "data_equivalence": self.equivalence}
+
+
+def check_dataset(
+    dataset_id: str,
+    root: Path | None,
+    fallback: str | None = None,
+    progress: bool = True,
+    build: bool = True,
+) -> DatasetCheck:
+    """The local ``dataset_id`` (collected from its recipe first if absent; ``build=False``: a
+    one-line error instead) compared with its recipe in ``datasets/``: the recipe's content
+    checksum → identical; else, by the recipe's fingerprint, equivalent within tolerance
+    (accepted: another CPU rounds differently) or different (one line naming the first
+    differing episode). A recipe without a fingerprint leaves a differing copy unverified,
+    with a warning."""
+    try:
+        checksum = load_datasets(dataset_id, root).checksum
+    except CtdkitError as error:
+        if "unknown dataset id" not in str(error):
+            raise
+        checksum = _build(dataset_id, root, fallback, progress, build)
+    where = find_recipe_file(dataset_id, RECIPES_DIR)
+    if where is None:
+        return DatasetCheck(checksum)
+    found = parse_recipe(where)[1]
+    expected = recipe_checksum(found, where)
+    reference = recipe_fingerprint(found, where)
+    if checksum != expected and reference is None:
+        warnings.warn(
+            f"{dataset_id} has content checksum {checksum[:12]}, its recipe records "
+            f"{expected[:12]} and no fingerprint to compare within tolerance (versions or CPU "
+            "differ?)",
+            stacklevel=2,
+        )
+        return DatasetCheck(checksum, expected, "unverified")
+    match = equivalence(
+        dataset_id, checksum, expected, lambda: dataset_fingerprint(dataset_id, root), reference
+    )
+    if match.kind == "equivalent":
+        print(match.message(dataset_id))
+    return DatasetCheck(checksum, expected, match.kind)
+
+
 def ensure_dataset(
     dataset_id: str,
     root: Path | None,
@@ -53,15 +122,15 @@ def ensure_dataset(
     progress: bool = True,
     build: bool = True,
 ) -> str:
-    """The content checksum of ``dataset_id``, collecting it from its recipe first if absent
-    (``build=False``: a one-line error instead). A rebuilt dataset whose checksum differs from
-    its recipe's is kept, with a warning: records store the checksum they trained on."""
-    try:
-        return load_datasets(dataset_id, root).checksum
-    except CtdkitError as error:
-        if "unknown dataset id" not in str(error):
-            raise
-    command, expected = recipe(dataset_id, fallback)
+    """The content checksum of ``dataset_id`` after :func:`check_dataset`."""
+    return check_dataset(dataset_id, root, fallback, progress, build).checksum
+
+
+def _build(
+    dataset_id: str, root: Path | None, fallback: str | None, progress: bool, build: bool
+) -> str:
+    """Collect the absent ``dataset_id`` from its recipe; its content checksum."""
+    command, _ = recipe(dataset_id, fallback)
     if not build:
         raise CtdkitError(f"dataset {dataset_id} is absent (`run` builds it: {command})")
     if command.startswith("python -m ctdkit.train_expert"):
@@ -77,14 +146,9 @@ def ensure_dataset(
         )
     root = Path(root) if root is not None else datasets_root()
     print(f"building {dataset_id} from its recipe into {root}")
-    checksum = collect(collect_config(command).replace(root=root, progress=progress, resume=True))
-    if expected is not None and checksum.checksum != expected:
-        warnings.warn(
-            f"{dataset_id} was rebuilt with content checksum {checksum.checksum[:12]}, its "
-            f"recipe records {expected[:12]} (versions differ?)",
-            stacklevel=2,
-        )
-    return checksum.checksum
+    return collect(
+        collect_config(command).replace(root=root, progress=progress, resume=True)
+    ).checksum
 
 
 def episode_counts(dataset_id: str, root: Path | None) -> dict[str, int]:

@@ -2,9 +2,12 @@
 
 A record holds the per-task success (mean over its evaluation seeds), the settings and their
 fingerprint, the dataset id with its content checksum and the checksum of the exact rows
-trained on, package versions, hardware, thread settings and wall time split into load /
-train / evaluate; a BC record also says what it cloned (``bc_targets``: the executed actions,
-or on relabelled data the labels; records written before relabelled tiers lack it: actions).
+trained on (and, when the dataset has a recipe, the recipe's checksum and ``data_equivalence``:
+``identical``, ``equivalent`` within the recipe's fingerprint tolerance, or ``unverified``;
+records written before that lack both), package versions, hardware, thread settings and wall
+time split into load / train / evaluate; a BC record also says what it cloned (``bc_targets``:
+the executed actions, or on relabelled data the labels; records written before relabelled
+tiers lack it: actions).
 ``status`` is ``ok`` or ``error`` (with the error and traceback): a rerun skips ``ok`` records
 of the same settings and retries the rest.
 """
@@ -20,10 +23,10 @@ import re
 import sys
 import warnings
 from collections.abc import Callable, Iterable
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from ctdkit.data.fingerprint import cpu_model, installed_version
 from ctdkit.errors import CtdkitError
 from ctdkit.files import write_json_atomic
 
@@ -52,6 +55,8 @@ SETTINGS_READ = (
     "eval_seeds_per_run",
     "eval_seed_base",
 )
+#: how a run's data stand to their recipe (``dataset.data_equivalence``, optional)
+DATA_EQUIVALENCE = ("identical", "equivalent", "unverified")
 PACKAGES = ("ctdkit", "torch", "d3rlpy", "metaworld", "minari", "gymnasium", "numpy", "rliable")
 
 
@@ -180,6 +185,11 @@ def record_problem(record: object) -> str | None:
         return "dataset.tasks is not a non-empty list of task names"
     if not isinstance(record["dataset"].get("checksum"), str):
         return "dataset.checksum is not a string"
+    if not isinstance(record["dataset"].get("recipe_checksum", ""), str):
+        return "dataset.recipe_checksum is not a string"
+    if record["dataset"].get("data_equivalence", "identical") not in DATA_EQUIVALENCE:
+        shown = _shown(record["dataset"]["data_equivalence"])
+        return f"dataset.data_equivalence is {shown}, not one of {list(DATA_EQUIVALENCE)}"
     expected = _suite_tasks(record["suite"])
     if expected is not None and sorted(tasks) != sorted(expected):
         return f"its tasks {tasks} are not suite {record['suite']}'s {list(expected)}"
@@ -223,25 +233,6 @@ def load_records(locations: Iterable[Path]) -> list[dict[str, Any]]:
             if record is not None:
                 records.append({**record, "path": str(path)})
     return records
-
-
-def installed_version(package: str) -> str | None:
-    """``package``'s installed version, None if it is not installed (optional packages)."""
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def environment(device: str = "cpu") -> dict[str, Any]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from ctdkit.bench.algos import COLLECTIVE, COST, Algo, action_targets, parse_algo
 from ctdkit.bench.conditioning import EncoderJob, encoder_directory, is_done, train_shared_encoder
-from ctdkit.bench.data import ensure_dataset, episode_counts
+from ctdkit.bench.data import DatasetCheck, check_dataset, episode_counts
 from ctdkit.bench.records import (
     SCHEMA,
     environment,
@@ -105,6 +105,7 @@ class RunSpec:
     device: str = "cpu"
     threads: int = 1
     encoder_error: str | None = None
+    data_check: DatasetCheck | None = None  # the data against its recipe (not a setting)
 
     @property
     def variant(self) -> str:
@@ -183,9 +184,10 @@ def plan(config: BenchRunConfig) -> tuple[list[RunSpec], list[Path], list[Encode
     algos = [parse_algo(a) for a in (config.algos or suite.algos)]
     seeds = tuple(config.seeds or suite.seeds)
     tasks = resolve_tasks(suite.tasks) if suite.tasks else ()
-    checksum = ensure_dataset(
+    data_check = check_dataset(
         suite.dataset_id, config.root, suite.recipe, config.progress, build=not config.dry_run
     )
+    checksum = data_check.checksum
     pending, finished, stale = [], [], {}
     jobs: dict[Path, EncoderJob] = {}
     for episodes in suite.variants():
@@ -209,6 +211,7 @@ def plan(config: BenchRunConfig) -> tuple[list[RunSpec], list[Path], list[Encode
                     root=config.root,
                     device=config.device,
                     threads=config.threads,
+                    data_check=data_check,
                 )
                 existing = read_record(spec.record) if spec.record.exists() else None
                 if existing is not None and existing["status"] == "ok":
@@ -395,6 +398,7 @@ def _train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
             "episodes": data.num_episodes,
             "rows": len(data),
             "relabelled": data.relabelled,
+            **(spec.data_check.record_fields() if spec.data_check else {}),
         },
         **stated,
         "encoder": encoder_info or None,
