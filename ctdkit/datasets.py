@@ -258,8 +258,10 @@ def _against_recipe(dataset_id: str, recipe: Path, root: Path) -> str:
         recipe_fingerprint(parsed, recipe),
     )
     if found.kind == "identical":
-        files = "not the published bytes" if file_problems else "no published manifest"
-        return f"{found.message(dataset_id)}: verified against {recipe} ({files})"
+        files = "its files are not the published bytes: a local build"
+        if not parsed.get("manifest"):
+            files = "the recipe records no published manifest"
+        return f"{found.message(dataset_id)[:-1]}; {files})"
     return found.message(dataset_id)
 
 
