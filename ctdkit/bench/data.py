@@ -94,9 +94,9 @@ def check_dataset(
             raise
         checksum = _build(dataset_id, root, fallback, progress, build)
     where = find_recipe_file(dataset_id, RECIPES_DIR)
-    if where is None:
+    found = None if where is None else parse_recipe(where)[1]
+    if found is None or "content_checksum" not in found:
         return DatasetCheck(checksum)
-    found = parse_recipe(where)[1]
     expected = recipe_checksum(found, where)
     reference = recipe_fingerprint(found, where)
     if checksum != expected and reference is None:

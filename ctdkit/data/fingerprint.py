@@ -260,18 +260,22 @@ def check_fingerprint(fingerprint: object, what: str) -> dict[str, Any]:
     if not isinstance(made_on, dict) or len(made_on) > MAX_PLATFORM_ENTRIES:
         raise CtdkitError(f"{what}: made_on is not a table of at most {MAX_PLATFORM_ENTRIES} keys")
     for key, value in made_on.items():
-        if len(key) > MAX_TEXT or not (
-            isinstance(value, bool) or (isinstance(value, str) and len(value) <= MAX_TEXT)
+        if (
+            not isinstance(key, str)
+            or len(key) > MAX_TEXT
+            or not (isinstance(value, bool) or (isinstance(value, str) and len(value) <= MAX_TEXT))
         ):
-            raise CtdkitError(f"{what}: made_on.{key[:40]} is {_shown(value)}, not a short text")
+            raise CtdkitError(
+                f"{what}: made_on.{str(key)[:40]} is {_shown(value)}, not a short text"
+            )
     members = fingerprint["members"]
     if not isinstance(members, dict) or not members:
         raise CtdkitError(f"{what}: members is not a non-empty table")
     if len(members) > MAX_MEMBERS:
         raise CtdkitError(f"{what} names {len(members)} members, more than {MAX_MEMBERS}")
     for member, episodes in members.items():
-        where = f"{what}: member {member[:80]}"
-        if len(member) > 512 or not isinstance(episodes, dict):
+        where = f"{what}: member {str(member)[:80]}"
+        if not isinstance(member, str) or len(member) > 512 or not isinstance(episodes, dict):
             raise CtdkitError(f"{where} is not a table with a short name")
         if sorted(episodes) != sorted(_MEMBER_KEYS):
             raise CtdkitError(f"{where} has keys {sorted(episodes)}, not {list(_MEMBER_KEYS)}")
