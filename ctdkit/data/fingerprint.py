@@ -398,14 +398,12 @@ def equivalence(
     actual: Callable[[], dict[str, Any]],
     reference_fingerprint: dict[str, Any] | None,
     reference: str = "recipe",
-    made_on: str | None = None,
 ) -> Equivalence:
     """Identical when the content checksums are equal; else equivalent when ``actual()`` (the
     copy's fingerprint, computed only then) matches ``reference_fingerprint`` within
-    tolerance; else one line: ``<id> is different from its <reference>: <member> episode <i>:
-    <what> (<this> vs <reference>)`` — the first differing episode — or, without a reference
-    fingerprint, that nothing can be compared. ``made_on`` replaces the phrase naming the
-    reference's platform (``made on <its made_on>``)."""
+    tolerance; else one line: ``<id> fails verification against its <reference>: different:
+    <member> episode <i>: <what> (<this> vs <reference>) (...)`` — the first differing episode
+    — or, without a reference fingerprint, that nothing can be compared."""
     if checksum == reference_checksum:
         return Equivalence("identical", checksum, reference_checksum, reference)
     versus = f"content checksum {checksum[:12]} vs {reference} {reference_checksum[:12]}"
@@ -415,12 +413,11 @@ def equivalence(
             "within tolerance (run `python -m ctdkit.datasets fingerprint` where its data were "
             "made)"
         )
-    if made_on is None:
-        made_on = "made on " + describe_platform(reference_fingerprint["made_on"])
+    made_on = "made on " + describe_platform(reference_fingerprint["made_on"])
     comparison = compare_fingerprints(actual(), reference_fingerprint)
     if not comparison.equivalent:
         raise CtdkitError(
-            f"{dataset_id} is different from its {reference}: different: "
+            f"{dataset_id} fails verification against its {reference}: different: "
             f"{comparison.difference} ({versus}, {made_on})"
         )
     return Equivalence(
