@@ -33,8 +33,8 @@ from ctdkit.bench.leaderboard import (
 from ctdkit.bench.records import RecordWarning, load_records
 from ctdkit.bench.suites import SUITES, get_suite
 from ctdkit.cli import quiet_d3rlpy
-from ctdkit.errors import CtdkitError
 from ctdkit.dagger import DaggerConfig
+from ctdkit.errors import CtdkitError
 from ctdkit.experts import TrainExpertConfig
 
 TINY = get_suite("tiny")

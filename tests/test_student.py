@@ -336,4 +336,40 @@ def test_bad_input_is_one_line_and_writes_nothing(collectives, tmp_path, capsys)
     assert "--bonus-zero-at must be >= --bonus-full-until (8000), got 10" in refused(
         oracle, "--bonus-zero-at", "10"
     )
+    assert "--critic-only-updates applies to --init collective" in refused(
+        oracle, "--critic-only-updates", "5"
+    )
     assert not out.exists()
+
+
+def test_finetuning_warms_up_on_the_collectives_samples_and_can_fit_critics_first(
+    collectives, tmp_path
+):
+    """Warm-up steps act with the finetuned actor (never the random warm-up policy); with
+    critic-only updates the actor stays the collective's until they are done."""
+    config = tiny(
+        tmp_path / "ft", collectives["oracle"], 80, init="collective", critic_only_updates=15
+    )
+    trainer = StudentTrainer(config, FrozenCollective(config.collective, config.task))
+
+    def never(_observation):
+        raise AssertionError("a finetuning warm-up step asked the random policy")
+
+    trainer.warmup_policy.act = never
+    start = {k: v.clone() for k, v in trainer.learner.actor.state_dict().items()}
+    critic = {k: v.clone() for k, v in trainer.learner.critic.state_dict().items()}
+    trainer.train(40)  # two 20-step episodes: warm-up to step 30, then 11 critic-only updates
+    assert trainer.learner.updates == 11
+    assert_same(trainer.learner.actor.state_dict(), start)
+    moved = trainer.learner.critic.state_dict()
+    assert any(not torch.equal(moved[k], critic[k]) for k in critic)
+    # the stored warm-up actions are the collective's samples: near its mean, unlike random ones
+    obs, actions = trainer.replay.obs[:30].numpy(), trainer.replay.actions[:30].numpy()
+    with torch.no_grad():
+        mean, _ = trainer.learner.actor(torch.as_tensor(obs))
+    gap = np.abs(actions - torch.tanh(mean).numpy()).mean()
+    assert gap < 0.25, gap  # uniform random actions lie ~0.5+ from any mean on average
+    trainer.train(80)  # past 15 updates the actor learns too
+    assert trainer.learner.updates == 51
+    actor = trainer.learner.actor.state_dict()
+    assert any(not torch.equal(actor[k], start[k]) for k in start)

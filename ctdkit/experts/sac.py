@@ -82,33 +82,36 @@ class SACLearner:
         critic_loss.backward()
         self.critic_optim.step()
 
-        # actor: maximise min Q − α log π with reparameterised samples (critic frozen)
-        self.critic.requires_grad_(False)
-        action, log_prob = self.actor.sample(batch["obs"], self.generator)
-        q1_pi, q2_pi = self.critic(batch["obs"], action)
-        actor_loss = (alpha * log_prob - torch.min(q1_pi, q2_pi)).mean()
-        self.actor_optim.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_optim.step()
-        self.critic.requires_grad_(True)
+        metrics = {"critic_loss": critic_loss.item(), "alpha": alpha.item()}
+        if self.actor_learns():
+            # actor: maximise min Q − α log π with reparameterised samples (critic frozen)
+            self.critic.requires_grad_(False)
+            action, log_prob = self.actor.sample(batch["obs"], self.generator)
+            q1_pi, q2_pi = self.critic(batch["obs"], action)
+            actor_loss = (alpha * log_prob - torch.min(q1_pi, q2_pi)).mean()
+            self.actor_optim.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            self.actor_optim.step()
+            self.critic.requires_grad_(True)
 
-        # temperature: push the policy's entropy toward the target
-        alpha_loss = (self.alpha * (-log_prob.detach() - self.target_entropy)).mean()
-        self.alpha_optim.zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        self.alpha_optim.step()
+            # temperature: push the policy's entropy toward the target
+            alpha_loss = (self.alpha * (-log_prob.detach() - self.target_entropy)).mean()
+            self.alpha_optim.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_optim.step()
+            metrics |= {"actor_loss": actor_loss.item(), "entropy": -log_prob.mean().item()}
 
         with torch.no_grad():
             torch._foreach_lerp_(
                 list(self.critic_target.parameters()), list(self.critic.parameters()), c.tau
             )
         self.updates += 1
-        return {
-            "critic_loss": critic_loss.item(),
-            "actor_loss": actor_loss.item(),
-            "alpha": alpha.item(),
-            "entropy": -log_prob.mean().item(),
-        }
+        return metrics
+
+    def actor_learns(self) -> bool:
+        """Whether this update also steps the actor and the temperature (a subclass may first
+        fit its critics alone: a finetuned actor should not follow untrained critics)."""
+        return True
 
     def state_dict(self) -> dict[str, object]:
         """Everything a continued run needs, as tensors and plain types."""

@@ -41,6 +41,10 @@ class TrainStudentConfig:
     """Env steps at full bonus weight."""
     bonus_zero_at: int = 50_000
     """Env step at which w has fallen linearly to 0."""
+    critic_only_updates: int = 0
+    """With --init collective: the first this many updates fit only the critics (the warm-up
+    steps act with the collective's own samples), so the collective's actor is not steered by
+    critics that have not yet learned its values."""
     total_steps: int = 50_000
     """Env steps to train for (rounded up to whole episodes; extendable with --resume)."""
     sac: SACConfig = field(default_factory=lambda: SACConfig(warmup_steps=4_000))
@@ -83,6 +87,12 @@ class TrainStudentConfig:
             raise CtdkitError(
                 f"--bonus-zero-at must be >= --bonus-full-until ({self.bonus_full_until}), "
                 f"got {self.bonus_zero_at}"
+            )
+        check_count("--critic-only-updates", self.critic_only_updates, minimum=0)
+        if self.critic_only_updates and self.init != "collective":
+            raise CtdkitError(
+                "--critic-only-updates applies to --init collective (a new actor has no prior "
+                "to protect)"
             )
         if self.init == "collective":
             if self.sac.hidden != SACConfig.hidden:
@@ -127,6 +137,8 @@ class TrainStudentConfig:
             "bonus_full_until": self.bonus_full_until,
             "bonus_zero_at": self.bonus_zero_at,
         }
+        if self.critic_only_updates:  # absent when 0: earlier runs keep their fingerprint
+            student["critic_only_updates"] = self.critic_only_updates
         return {**self.expert_config().fingerprint(), "student": student}
 
     def replace(self, **changes: Any) -> TrainStudentConfig:

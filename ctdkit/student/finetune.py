@@ -60,8 +60,8 @@ class ContextCritic(nn.Module):
 class FinetuneSAC(SACLearner):
     """:class:`~ctdkit.experts.SACLearner` whose networks start as the collective's."""
 
-    def __init__(self, config: SACConfig, teacher: FrozenCollective):
-        self.teacher = teacher
+    def __init__(self, config: SACConfig, teacher: FrozenCollective, critic_only_updates: int = 0):
+        self.teacher, self.critic_only_updates = teacher, critic_only_updates
         source = teacher.learner
         self.critics_loaded = bool(source.config.critic)  # a critic-free collective's are untrained
         super().__init__(config, teacher.dim + source.obs_dim, source.action_dim)
@@ -77,6 +77,9 @@ class FinetuneSAC(SACLearner):
             critic = TwinCritic(dim, source.obs_dim, source.action_dim, source.config.hidden)
             critic.obs_norm.load_state_dict(source.actor.obs_norm.state_dict())
         return ContextActor(actor, dim), ContextCritic(critic, dim)
+
+    def actor_learns(self) -> bool:
+        return self.updates >= self.critic_only_updates
 
     def collective_record(self, extra: dict[str, Any]) -> dict[str, Any]:
         """The collective checkpoint of the finetuned networks: the original's entries (config,

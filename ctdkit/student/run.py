@@ -83,7 +83,13 @@ class StudentActor(TrainingActor):
             trainer.history.start(0, np.asarray(observation, dtype=np.float32)[None])
             self.context = trainer.consult_context(trainer.env_steps)
             self.started = True
-        return super().act(trainer.learner_input(observation, self.context))
+        inputs = trainer.learner_input(observation, self.context)
+        if trainer.finetune and trainer.env_steps < trainer.config.sac.warmup_steps:
+            # the finetuned policy's own samples and labels, not random actions: its prior is
+            # the point of finetuning
+            action, mean, log_std = trainer.learner.explore(inputs)
+            return PolicyStep(action=action, mean=mean, log_std=log_std)
+        return super().act(inputs)
 
     def store(
         self,
@@ -144,7 +150,7 @@ class StudentTrainer(ExpertTrainer):
     # ------------------------------------------------------------------ the experts' hooks
     def make_learner(self, obs_dim: int, action_dim: int) -> SACLearner:
         if self.finetune:
-            return FinetuneSAC(self.config.sac, self.teacher)
+            return FinetuneSAC(self.config.sac, self.teacher, self.student.critic_only_updates)
         return super().make_learner(obs_dim, action_dim)
 
     def make_replay(self, input_dim: int, action_dim: int) -> BonusReplay:

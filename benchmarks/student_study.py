@@ -1,0 +1,306 @@
+"""The student study: learning curves of plain SAC, the student and the finetuned collective on a
+task the collective was trained on and on one it never saw.
+
+    python benchmarks/student_study.py select --ctd-collective C1 --none-collective C2
+    python benchmarks/student_study.py run --ctd-collective C1 --none-collective C2
+    python benchmarks/student_study.py results
+
+Everything below is fixed before any student run (and is what the results record):
+
+* **Methods** (one SAC implementation, the experts', through ``ctdkit.train_student``):
+  ``sac`` — plain SAC (``--bonus-weight 0``: its updates equal plain SAC's exactly, tested);
+  ``student`` — SAC from scratch with the collective's bonus (w = 1 to 8k steps, 0 at 50k);
+  ``finetune-ctd`` / ``finetune-none`` — SAC started from the ``ctd``-family / ``none``
+  collective's networks, no bonus (so the two effects are measured apart); its warm-up acts
+  with the collective's own samples and its first 5k updates fit only the critics
+  (``--critic-only-updates``: the DAgger collectives have no trained critics).
+* **Shared settings**: 500-step episodes (the collective's), batch 256, LayerNorm critics for
+  the scratch methods (a finetuned critic keeps the collective's architecture), 4k random
+  warm-up steps, no demonstrations, the same budget of 100k env steps, an evaluation at step 0
+  and every 5k steps (ctdkit's official protocol, 20 episodes, held-out goals: evaluation
+  seed 1000), ``--stop-at-success 0.9`` with patience 2.
+* **Seeds**: 0, 1, 2 for sac, student and finetune-ctd; 0 for finetune-none. Seed s sets the
+  SAC seed and the env seed.
+* **Tasks**: (a) ``push-v3``, an MT10 task the collective was trained on, where plain SAC
+  without demonstrations reached at most 0.40 in 590k steps here; (b) the held-out task chosen
+  by the rule below.
+* **Held-out rule** (``select``): walk the MT50 tasks outside MT10 in Meta-World's order; take
+  the first whose scripted policy scores >= 0.95 on 50 held-out-goal episodes (official
+  protocol, seed 1000) and on which plain SAC seed 0 — the pilot, which is also the ``sac``
+  seed-0 run of that task — reaches 0.9 (two consecutive evaluations) within the budget. Every
+  candidate examined is recorded in ``benchmarks/results/student_selection.json``.
+* **Read-out** (``results``): steps_to_90 (steps_to_50) = the env step of the first of two
+  consecutive evaluations at >= 0.9 (0.5); a seed that never gets there is ``null`` and counts
+  as the full budget in medians. ``final_success`` is the last evaluation of each seed.
+
+Every run resumes exactly (``train_student --resume``), so the study spans sessions: rerun the
+same command. Runs live under ``--out``; the JSON goes to ``benchmarks/results/student.json``
+with a markdown table and one PNG per task.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import tyro
+
+from ctdkit.envs import MT10
+from ctdkit.envs.tasks import resolve_tasks
+from ctdkit.eval.run import EvaluateConfig, run_evaluation
+from ctdkit.experts import SACConfig
+from ctdkit.files import read_json_object, write_json_atomic
+from ctdkit.student import TrainStudentConfig, train_student
+
+METHODS = ("sac", "student", "finetune-ctd", "finetune-none")
+BUDGET = 100_000
+EVAL_EVERY, EVAL_EPISODES, EVAL_SEED = 5_000, 20, 1_000
+STOP_AT = 0.9
+CRITIC_ONLY_UPDATES = 5_000
+SCRIPTED_EPISODES, SCRIPTED_BAR = 50, 0.95
+TRAINED_TASK = "push-v3"
+SEEDS = {"sac": (0, 1, 2), "student": (0, 1, 2), "finetune-ctd": (0, 1, 2), "finetune-none": (0,)}
+RESULTS = Path("benchmarks/results")
+
+
+@dataclass
+class Args:
+    stage: Annotated[Literal["select", "run", "results"], tyro.conf.Positional]
+    """select: apply the held-out rule; run: every run of both tasks; results: fold them."""
+    ctd_collective: Path | None = None
+    """The ctd-family collective (its encoder's CLS as context): the student's teacher and the
+    finetune-ctd start."""
+    none_collective: Path | None = None
+    """The collective without context: the finetune-none start."""
+    methods: tuple[str, ...] = METHODS
+    out: Path = Path("runs/student-study")
+    results: Path = RESULTS
+
+
+def student_config(args: Args, method: str, task: str, seed: int) -> TrainStudentConfig:
+    """One run of the study: the shared settings plus what the method changes."""
+    collective = args.none_collective if method == "finetune-none" else args.ctd_collective
+    if collective is None:
+        raise SystemExit(f"{method} needs --ctd-collective and --none-collective")
+    out_dir = args.out / task / method / f"seed{seed}"
+    return TrainStudentConfig(
+        collective=collective,
+        task=task,
+        init="collective" if method.startswith("finetune") else "scratch",
+        bonus_weight=1.0 if method == "student" else 0.0,
+        critic_only_updates=CRITIC_ONLY_UPDATES if method.startswith("finetune") else 0,
+        total_steps=BUDGET,
+        sac=shared_sac(method, seed),
+        env_seed=seed,
+        eval_every=EVAL_EVERY,
+        eval_episodes=EVAL_EPISODES,
+        eval_seed=EVAL_SEED,
+        stop_at_success=STOP_AT,
+        out_dir=out_dir,
+        resume=(out_dir / "run.json").is_file(),
+        progress=True,
+    )
+
+
+def shared_sac(method: str, seed: int) -> SACConfig:
+    """The SAC settings every method shares (a finetuned critic keeps the collective's
+    architecture, which has no LayerNorm)."""
+    finetune = method.startswith("finetune")
+    return SACConfig(batch_size=256, warmup_steps=4_000, critic_layer_norm=not finetune, seed=seed)
+
+
+def run_one(args: Args, method: str, task: str, seed: int) -> list[dict[str, Any]]:
+    """Train (or continue) one run; its evaluations."""
+    config = student_config(args, method, task, seed)
+    print(f"{task} {method} seed {seed} -> {config.out_dir}", flush=True)
+    train_student(config)
+    return evaluations(config.out_dir)
+
+
+def evaluations(out_dir: Path) -> list[dict[str, Any]]:
+    path = out_dir / "metrics.json"
+    return read_json_object(path, str(path))["evaluations"] if path.is_file() else []
+
+
+def steps_to(curve: list[dict[str, Any]], success: float) -> int | None:
+    """Env step of the first of two consecutive evaluations at >= ``success``."""
+    for before, after in itertools.pairwise(curve):
+        if before["success"] >= success and after["success"] >= success:
+            return int(before["env_steps"])
+    return None
+
+
+def select(args: Args) -> str | None:
+    """Apply the held-out rule; every candidate examined is recorded as it finishes."""
+    path = args.results / "student_selection.json"
+    record = read_json_object(path, str(path)) if path.is_file() else {"candidates": []}
+    record["rule"] = __doc__.split("* **Held-out rule**")[1].split("* **Read-out**")[0].strip()
+    done = {c["task"]: c for c in record["candidates"]}
+    for task in (t for t in resolve_tasks(("MT50",)) if t not in MT10):
+        entry = done.get(task) or {"task": task}
+        if "scripted" not in entry:
+            summary = run_evaluation(
+                EvaluateConfig(
+                    agent="scripted",
+                    tasks=(task,),
+                    seeds=(EVAL_SEED,),
+                    episodes=SCRIPTED_EPISODES,
+                    out=args.out / "scripted" / task,
+                    progress=False,
+                )
+            )
+            entry["scripted"] = summary["mean_success"]
+        if entry["scripted"] >= SCRIPTED_BAR and "pilot_steps_to_90" not in entry:
+            curve = run_one(args, "sac", task, 0)
+            entry["pilot_steps_to_90"] = steps_to(curve, STOP_AT)
+            entry["pilot_final_success"] = curve[-1]["success"]
+        done[task] = entry
+        record["candidates"] = list(done.values())
+        chosen = entry["scripted"] >= SCRIPTED_BAR and entry.get("pilot_steps_to_90") is not None
+        record["selected"] = task if chosen else None
+        write_json_atomic(path, record, indent=1)
+        if chosen:
+            print(f"held-out task: {task}")
+            return task
+    return None
+
+
+def selected_task(args: Args) -> str:
+    path = args.results / "student_selection.json"
+    chosen = read_json_object(path, str(path)).get("selected") if path.is_file() else None
+    if not chosen:
+        raise SystemExit("no held-out task selected yet: run the `select` stage first")
+    return chosen
+
+
+def run(args: Args) -> None:
+    tasks = (TRAINED_TASK, selected_task(args))
+    for seed in (0, 1, 2):  # seed by seed: partial results stay balanced across methods
+        for task in tasks:
+            for method in args.methods:
+                if seed in SEEDS[method]:
+                    run_one(args, method, task, seed)
+
+
+def results(args: Args) -> dict[str, Any]:
+    held_out = selected_task(args)
+    rows = []
+    for task in (TRAINED_TASK, held_out):
+        for method in args.methods:
+            curves = {s: evaluations(args.out / task / method / f"seed{s}") for s in SEEDS[method]}
+            curves = {s: c for s, c in curves.items() if c}
+            if not curves:
+                continue
+            records = [args.out / task / method / f"seed{s}" / "student.json" for s in curves]
+            collectives = {
+                read_json_object(p, str(p))["collective"]["sha256"] for p in records if p.is_file()
+            }
+            rows.append(
+                {
+                    "task": task,
+                    "held_out": task == held_out,
+                    "method": method,
+                    "seeds": list(curves),
+                    "steps_to_90": [steps_to(c, 0.9) for c in curves.values()],
+                    "steps_to_50": [steps_to(c, 0.5) for c in curves.values()],
+                    "success_at_0": [c[0]["success"] for c in curves.values()],
+                    "final_success": [c[-1]["success"] for c in curves.values()],
+                    "finished": [
+                        c[-1]["env_steps"] >= BUDGET or steps_to(c, STOP_AT) is not None
+                        for c in curves.values()
+                    ],
+                    "env_steps": BUDGET,
+                    "curves": {
+                        str(s): [[e["env_steps"], e["success"]] for e in c]
+                        for s, c in curves.items()
+                    },
+                    "collective_sha256": sorted(collectives),
+                }
+            )
+    study = {
+        "settings": {
+            "budget": BUDGET,
+            "eval_every": EVAL_EVERY,
+            "eval_episodes": EVAL_EPISODES,
+            "eval_seed": EVAL_SEED,
+            "stop_at_success": STOP_AT,
+            "finetune_critic_only_updates": CRITIC_ONLY_UPDATES,
+            "sac": dataclasses.asdict(shared_sac("sac", 0)),
+        },
+        "rows": rows,
+    }
+    write_json_atomic(args.results / "student.json", study, indent=1)
+    (args.results / "student.md").write_text(table(study))
+    plot(study, args.results)
+    return study
+
+
+def _median_steps(values: list[int | None]) -> float:
+    return statistics.median(BUDGET if v is None else v for v in values)
+
+
+def table(study: dict[str, Any]) -> str:
+    lines = [
+        f"Budget {BUDGET // 1000}k env steps; official protocol, {EVAL_EPISODES} held-out-goal "
+        f"episodes per evaluation every {EVAL_EVERY // 1000}k steps; steps to 90% / 50%: first "
+        "of two consecutive evaluations at or above it (— never: counts as the budget in the "
+        "median).",
+        "",
+        "| task | method | seeds | success at step 0 | steps to 50% | steps to 90% | median to "
+        "90% | final success |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def steps(values: list[int | None]) -> str:
+        return ", ".join("—" if v is None else f"{v // 1000}k" for v in values)
+
+    for row in study["rows"]:
+        task = row["task"] + (" (held out)" if row["held_out"] else "")
+        lines.append(
+            f"| {task} | {row['method']} | {len(row['seeds'])} | "
+            f"{', '.join(f'{v:.2f}' for v in row['success_at_0'])} | "
+            f"{steps(row['steps_to_50'])} | {steps(row['steps_to_90'])} | "
+            f"{_median_steps(row['steps_to_90']) / 1000:.0f}k | "
+            f"{', '.join(f'{v:.2f}' for v in row['final_success'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(study: dict[str, Any], folder: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for task in dict.fromkeys(r["task"] for r in study["rows"]):
+        figure, axis = plt.subplots(figsize=(6, 4))
+        for index, row in enumerate(r for r in study["rows"] if r["task"] == task):
+            color = f"C{index}"
+            for seed, curve in row["curves"].items():
+                steps, success = zip(*curve, strict=True)
+                label = row["method"] if seed == str(row["seeds"][0]) else None
+                axis.plot([s / 1000 for s in steps], success, color=color, label=label, alpha=0.8)
+        axis.set(xlabel="env steps (k)", ylabel="success (held-out goals)", ylim=(-0.02, 1.02))
+        axis.set_title(f"{task}: one line per seed")
+        axis.legend()
+        figure.tight_layout()
+        figure.savefig(folder / f"student_{task.removesuffix('-v3')}.png", dpi=100)
+        plt.close(figure)
+
+
+def main(args: Args) -> None:
+    if args.stage == "select":
+        print(f"selected: {select(args)}")
+    elif args.stage == "run":
+        run(args)
+    else:
+        study = results(args)
+        print(table(study), end="")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
