@@ -256,6 +256,7 @@ def test_a_dagger_round_beats_offline_distillation_of_the_same_expert(tmp_path):
 
 
 def test_the_dagger_tier_is_every_round_in_one_group_and_a_rerun_keeps_it(one_round, tmp_path):
+    from ctdkit.dagger.tier import export_tier
     from ctdkit.data import concat_transitions
     from ctdkit.data.loader import load_datasets
 
@@ -286,6 +287,7 @@ def test_the_dagger_tier_is_every_round_in_one_group_and_a_rerun_keeps_it(one_ro
     assert "--export-dataset-id test/tier-v0" in recorded["command"]
     # a rerun leaves the group as it is; another run's rounds under the same id are refused
     assert run_dagger(config)["export"] == first
-    other = small_run(tmp_path / "other", seed=1, export_dataset_id="test/tier-v0", root=root)
+    records = json.loads((one_round / "rounds.json").read_text())["rounds"]
+    other = [{**r, "data_checksum": "0" * 64} for r in records]
     with pytest.raises(CtdkitError, match=r"already exists .* other DAgger rounds"):
-        run_dagger(other)
+        export_tier(one_round / "datasets", other, "test/tier-v0", root, {}, "x")
