@@ -1,0 +1,149 @@
+"""Success against actor steps on a DAgger run's final aggregate: is the final round's budget
+(10k warm-started updates per round) what limits the collective, or its data?
+
+    python benchmarks/dagger_steps.py --run /work/study/runs/full/history/seed0 \\
+        --out runs/dagger-steps/history --results benchmarks/results/dagger_steps.json
+
+A fresh collective with the run's settings (conditioning, view, sizes, seed) and, for ctd, the
+run's last encoder is trained on every round of the finished run (the final aggregate) and
+evaluated at each of ``--points`` actor steps: a screening evaluation (10 episodes per task)
+at the intermediate points and the final evaluation (50 per task) at the last, on the run's
+held-out evaluation seeds (>= 100). Resumable: the learner's full state is saved at every
+point and every 1k updates; evaluations resume seed by seed. Each run becomes one row of
+``--results`` (replaced when rerun), with a markdown table beside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import tyro
+
+from ctdkit.collective import CollectiveSAC, CollectiveSACConfig, make_context
+from ctdkit.collective.config import ENCODER_CONDITIONINGS
+from ctdkit.dagger import round_dataset_id
+from ctdkit.data import concat_transitions, load_transitions
+from ctdkit.encoder import TrajectoryEncoder
+from ctdkit.eval.run import EvaluateConfig, run_evaluation
+from ctdkit.files import read_json_object, write_json_atomic
+
+
+@dataclass
+class Args:
+    run: Path
+    """A finished DAgger run folder (its run.json, rounds.json and datasets/)."""
+    points: tuple[int, ...] = (5_000, 10_000, 20_000, 30_000, 40_000, 50_000)
+    screening_episodes: int = 10
+    final_episodes: int = 50
+    out: Path = Path("runs/dagger-steps")
+    results: Path = Path("benchmarks/results/dagger_steps.json")
+
+
+def _learner(args: Args, collective: CollectiveSACConfig) -> CollectiveSAC:
+    """The most advanced saved state (a point's weights or the mid-chunk checkpoint)."""
+    saved = [args.out / f"steps-{p}.pt" for p in args.points]
+    saved = [p for p in [*saved, args.out / "checkpoint.pt"] if p.is_file()]
+    learners = [CollectiveSAC.load(p) for p in saved]
+    return max(learners, key=lambda learner: learner.step, default=None) or collective.create()
+
+
+def main(args: Args) -> None:
+    settings = read_json_object(args.run / "run.json", "run.json")["fingerprint"]
+    rounds = read_json_object(args.run / "rounds.json", "rounds.json")["rounds"]
+    last = rounds[-1]["round"]
+    fields = {f.name for f in dataclasses.fields(CollectiveSACConfig)}
+    options = {k: v for k, v in settings["collective"].items() if k in fields}
+    options["hidden"] = tuple(options["hidden"])
+    collective = CollectiveSACConfig(**{**options, "seed": settings["seed"]})
+    root = args.run / "datasets"
+    data = concat_transitions(
+        [load_transitions(round_dataset_id(i), root=root) for i in range(last + 1)],
+        f"dagger/rounds-0-{last}",
+    )
+    encoder = None
+    if collective.conditioning in ENCODER_CONDITIONINGS:
+        trained = last if settings.get("encoder_schedule", "retrained") == "retrained" else 0
+        encoder = TrajectoryEncoder.load(args.run / f"round-{trained}" / "encoder" / "encoder.pt")
+    context = make_context(
+        collective.conditioning, data, encoder, history_steps=collective.history_steps
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    learner = _learner(args, collective)
+    points = []
+    for point in args.points:
+        weights = args.out / f"steps-{point}.pt"
+        if not weights.is_file():
+            learner.fit(
+                data,
+                point - learner.step,
+                context=context,
+                checkpoint=args.out / "checkpoint.pt",
+                checkpoint_every=1_000,
+            )
+            learner.save(weights)
+        episodes = args.final_episodes if point == args.points[-1] else args.screening_episodes
+        summary = run_evaluation(
+            EvaluateConfig(
+                agent="collective",
+                checkpoint=weights,
+                tasks=tuple(settings["tasks"]),
+                seeds=tuple(settings["eval_seeds"]),
+                episodes=episodes,
+                out=args.out / f"eval-{point}",
+                progress=False,
+            )
+        )
+        points.append(
+            {
+                "actor_steps": point,
+                "episodes_per_task": episodes,
+                "mean": summary["mean_success"],
+                "ci": summary["ci95"],
+                "per_task": {t: v["success"] for t, v in summary["tasks"].items()},
+            }
+        )
+        print(f"{point} actor steps: {summary['mean_success']:.3f} ({episodes} ep/task)")
+    row = {
+        "run": str(args.run),
+        "conditioning": collective.conditioning,
+        "view": collective.view,
+        "seed": settings["seed"],
+        "rounds": last + 1,
+        "labelled_transitions": len(data),
+        "eval_seeds": settings["eval_seeds"],
+        "dagger_final": read_json_object(args.run / "final.json", "final.json")["mean"],
+        "points": points,
+    }
+    study = read_json_object(args.results, str(args.results)) if args.results.is_file() else {}
+    rows = [r for r in study.get("rows", []) if r["run"] != row["run"]] + [row]
+    write_json_atomic(args.results, {"rows": rows}, indent=1)
+    args.results.with_suffix(".md").write_text(table(rows))
+
+
+def table(rows: list[dict]) -> str:
+    steps = sorted({p["actor_steps"] for r in rows for p in r["points"]})
+    lines = [
+        "A fresh collective trained on a DAgger run's final aggregate (every round), success on "
+        "held-out goals against actor steps (10 episodes per task, the last point 50); "
+        "`DAgger` is the run's own final round (warm-started 10k updates per round).",
+        "",
+        "| conditioning | view | seed | DAgger | "
+        + " | ".join(f"{s / 1000:g}k" for s in steps)
+        + " |",
+        "|---|---|---|---|" + "---|" * len(steps),
+    ]
+    for r in sorted(rows, key=lambda r: (r["view"], r["conditioning"], r["seed"])):
+        by_step = {p["actor_steps"]: p["mean"] for p in r["points"]}
+        cells = [f"{by_step[s]:.3f}" if s in by_step else "—" for s in steps]
+        lines.append(
+            f"| {r['conditioning']} | {r['view']} | {r['seed']} | {r['dagger_final']:.3f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
