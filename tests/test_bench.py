@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import io
 import json
+import pickle
 import shlex
 import shutil
 from pathlib import Path
@@ -198,7 +201,7 @@ def test_a_failing_run_leaves_an_error_record_and_the_others_go_on(bench, tmp_pa
     def broken(*args, **kwargs):
         raise RuntimeError("d3rlpy exploded")
 
-    monkeypatch.setattr(bench_run, "_train_d3rlpy", broken)
+    monkeypatch.setattr(bench_run, "_d3rlpy_learner", broken)
     config = BenchRunConfig(
         suite="tiny", out=out, root=bench["config"].root, workers=1, progress=False, seeds=(0,)
     )
@@ -260,6 +263,371 @@ def test_data_scaling_rows_get_a_table_and_a_plot(bench, tmp_path):
     assert "| algorithm | 2 | 4 |" in markdown
     assert board["plots"]["tiny"]["scaling"] == "leaderboard/tiny-scaling.png"
     assert (tmp_path / "leaderboard" / "tiny-scaling.png").stat().st_size > 0
+
+
+# ------------------------------------------------------------------------------ curves + resume
+#: the tiny suite with one curve point (step 40, 2 goals per task) and both protocols for the
+#: final weights (step 100, 3 goals or episodes per task)
+CURVE = dataclasses.replace(
+    TINY, curve_steps=(40,), curve_episodes=2, final_protocols=("all-goals", "official")
+)
+
+
+def _scripted_evaluate(calls: list, observations: np.ndarray):
+    """Stands in for ``ctdkit.eval.evaluate`` in the curve runs (a real evaluation of the tiny
+    suite costs seconds; the end-to-end test above runs it): the agent acts once on fixed
+    observations and episode i of task k succeeds when its action component i mod 4 is
+    positive, so the scores follow the weights. Each call notes the agent, the learner's step,
+    the protocol and the episodes asked for."""
+    from ctdkit.eval.protocols import EvalResult
+    from ctdkit.policies.history import EpisodeHistory
+
+    def evaluate(agent, tasks, protocol, seed, **options):
+        learner = getattr(agent, "learner", None)
+        step = learner.step if learner is not None else agent.algo.grad_step
+        episodes = options["num_episodes"] if protocol == "official" else len(options["goals"])
+        calls.append((agent.name, step, protocol, episodes))
+        n = len(tasks)
+        history = EpisodeHistory(n, 39, 4, 10)
+        history.start(np.arange(n), observations[:n])
+        agent.bind(list(tasks))
+        actions = agent.act(observations[:n], history)
+        result = EvalResult(protocol, seed, tuple(tasks))
+        result.episodes = [
+            {"task": task, "success": bool(actions[k, i % 4] > 0), "return": 0.0, "length": 9 + i}
+            for k, task in enumerate(tasks)
+            for i in range(episodes)
+        ]
+        return result
+
+    return evaluate
+
+
+def _stopped_after(steps: int, train):
+    """A learner's ``train`` that raises once the learner has ``steps`` behind it."""
+
+    def stopped(self, n_steps):
+        if self.step >= steps:
+            raise RuntimeError(f"killed at step {self.step}")
+        return train(self, n_steps)
+
+    return stopped
+
+
+@pytest.fixture(scope="module")
+def curve(bench, tiny_data):
+    """CURVE (ctd + bc-none, seed 0) run once (A), and run again (B) stopped by an exception in
+    its training after the first point, then rerun; the shared encoders are the bench's."""
+    import ctdkit.bench.run as bench_run
+    import ctdkit.eval
+
+    base = bench["base"] / "curve"
+    calls: dict[str, list] = {"A": [], "B stopped": [], "B rerun": []}
+    result = {"base": base}
+
+    def config(name: str, **options) -> BenchRunConfig:
+        root = bench["config"].root
+        return BenchRunConfig(
+            suite="tiny",
+            out=base / name,
+            root=root,
+            workers=1,
+            progress=False,
+            seeds=(0,),
+            **options,
+        )
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(SUITES, "tiny", CURVE)
+        for name in ("A", "B"):
+            shutil.copytree(bench["config"].out / "encoders", base / name / "encoders")
+        for name, run in (("A", "A"), ("B stopped", "B"), ("B rerun", "B")):
+            patch.setattr(
+                ctdkit.eval, "evaluate", _scripted_evaluate(calls[name], tiny_data.observations[:2])
+            )
+            with pytest.MonkeyPatch.context() as stop:
+                if name == "B stopped":
+                    for learner in (bench_run._CollectiveLearner, bench_run._D3rlpyLearner):
+                        stop.setattr(learner, "train", _stopped_after(40, learner.train))
+                result[name] = run_bench(config(run))
+            if name == "B stopped":  # what the rerun finds
+                checkpoints = base / "B" / "checkpoints" / "tiny"
+                result["progress"] = {
+                    algo: bench_run.read_progress(checkpoints / algo / "all" / "seed0")
+                    for algo in ("ctd", "bc-none")
+                }
+                result["stopped"] = {r["algo"]: json.loads(Path(r["path"]).read_text())
+                                     for r in result[name].results}  # fmt: skip
+                result["dry run"] = config("B", dry_run=True)
+    result["calls"] = calls
+    result["records"] = {
+        name: {r["algo"]: r for r in load_records([base / name / "records"])} for name in "AB"
+    }
+    return result
+
+
+def _same_apart_from_timings(record: dict) -> dict:
+    """A record without what differs between two runs of the same work: timings, creation
+    time, where it resumed and its out folder (in the shared encoder's directory)."""
+    kept = {
+        k: v for k, v in record.items() if k not in ("seconds", "created", "resumed_at", "path")
+    }
+    kept["curve"] = [{k: v for k, v in e.items() if k != "eval_seconds"} for e in record["curve"]]
+    if kept["encoder"]:
+        kept["encoder"] = {k: v for k, v in kept["encoder"].items() if k != "directory"}
+    return kept
+
+
+def _weights(path: Path) -> dict:
+    """The networks and optimiser states of a saved model (collective checkpoint or .d3)."""
+    import torch
+
+    if path.suffix == ".pt":
+        state = torch.load(path, weights_only=True)
+        return {k: state[k] for k in ("actor", "critic", "actor_optim", "critic_optim", "step")}
+    with open(path, "rb") as file:
+        return torch.load(io.BytesIO(pickle.load(file)["torch"]), weights_only=True)
+
+
+def _assert_same(a, b, where: str = "") -> None:
+    import torch
+
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            _assert_same(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+MODELS = {"ctd": "collective.pt", "bc-none": "bc.d3"}
+
+
+def _model(out: Path, algo: str) -> Path:
+    return out / "models" / "tiny" / algo / "all" / "seed0" / MODELS[algo]
+
+
+def test_curve_points_are_evaluated_at_their_steps_with_their_episodes(curve, bench):
+    names = {"ctd": "collective-ctd", "bc-none": "bc-none"}
+    for algo, record in curve["records"]["A"].items():
+        made = [call[1:] for call in curve["calls"]["A"] if call[0] == names[algo]]
+        assert made == [(40, "all-goals", 2), (100, "all-goals", 3), (100, "official", 3)]
+        assert [
+            (e["steps"], e["protocol"], e["episodes_per_task"]) for e in record["curve"]
+        ] == made
+        for entry in record["curve"]:  # the scripted episodes: 9 + i env steps each
+            episodes = entry["episodes_per_task"]
+            assert entry["env_steps"] == 2 * sum(9 + i for i in range(episodes))
+        final = record["curve"][1]  # the suite's protocol at the last step: the record's own
+        assert (final["per_task"], final["mean_success"]) == (
+            record["success_by_task"],
+            record["mean_success"],
+        )
+        assert record["settings"]["curve_steps"] == [40] and record["steps"] == 100
+        assert {"train", "eval", "curve_eval", "checkpoint"} <= set(record["seconds"])
+        assert "resumed_at" not in record
+        # pausing to evaluate changes nothing in training: the final weights and optimiser
+        # states are those of the bench's run without curve points (same seed)
+        _assert_same(
+            _weights(_model(curve["base"] / "A", algo)),
+            _weights(_model(bench["config"].out, algo)),
+            algo,
+        )
+    assert not (curve["base"] / "A" / "checkpoints" / "tiny").exists()  # removed when done
+
+
+def test_suites_without_curve_points_keep_their_records_and_fingerprints(bench):
+    from ctdkit.bench.records import fingerprint
+    from ctdkit.bench.run import RunSpec
+
+    for record in _records(bench):  # the tiny suite: final weights only
+        assert "curve" not in record and "resumed_at" not in record
+        assert not {"curve_steps", "curve_episodes", "final_protocols"} & set(record["settings"])
+        assert set(record["seconds"]) == {"load", "train", "eval", "total"}
+    assert not (bench["config"].out / "checkpoints").exists()
+    root = Path(__file__).resolve().parent.parent / "benchmarks" / "leaderboard" / "records"
+    for suite in ("mt10-expert", "reach-replay"):  # committed records: the same fingerprints
+        path = next((root / suite).rglob("seed0.json"))
+        record = json.loads(path.read_text())
+        spec = RunSpec(
+            suite=SUITES[suite],
+            algo=parse_algo(record["algo"]),
+            seed=record["seed"],
+            episodes_per_task=record["episodes_per_task"],
+            tasks=tuple(record["settings"]["tasks"]),
+            dataset_checksum=record["settings"]["dataset_checksum"],
+            record=path,
+            model_dir=None,
+            encoder_dir=None,
+            root=None,
+        )
+        assert spec.settings() == record["settings"]
+        assert fingerprint(spec.settings()) == record["fingerprint"]
+
+
+def test_a_curve_run_stopped_after_its_first_point_continues_from_it(curve, tmp_path):
+    from ctdkit.bench.run import read_progress
+
+    for algo, stopped in curve["stopped"].items():
+        assert stopped["status"] == "error" and "killed at step 40" in stopped["error"]
+        assert stopped["checkpoint"]["steps"] == 40
+        progress = curve["progress"][algo]
+        assert progress["steps"] == 40 and [e["steps"] for e in progress["curve"]] == [40]
+    assert {c[1:] for c in curve["calls"]["B stopped"]} == {(40, "all-goals", 2)}
+    # the rerun continues at step 40: that point is not evaluated again, training is not redone
+    assert {c[1:] for c in curve["calls"]["B rerun"]} == {(100, "all-goals", 3),
+                                                          (100, "official", 3)}  # fmt: skip
+    for algo, resumed in curve["records"]["B"].items():
+        uninterrupted = curve["records"]["A"][algo]
+        assert resumed["status"] == "ok" and resumed["resumed_at"] == [40]
+        assert _same_apart_from_timings(resumed) == _same_apart_from_timings(uninterrupted)
+        _assert_same(
+            _weights(_model(curve["base"] / "B", algo)),
+            _weights(_model(curve["base"] / "A", algo)),
+            algo,
+        )
+    assert not (curve["base"] / "B" / "checkpoints" / "tiny").exists()
+    # a checkpoint of other settings is refused, like a record (--overwrite starts it over)
+    out = tmp_path / "runs"
+    folder = out / "checkpoints" / "tiny" / "ctd" / "all" / "seed0"
+    folder.mkdir(parents=True)
+    progress = {**curve["progress"]["ctd"]}
+    progress["settings"] = {**progress["settings"], "curve_episodes": 5}
+    (folder / "progress.json").write_text(json.dumps(progress))
+    config = dataclasses.replace(curve["dry run"], out=out)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(SUITES, "tiny", CURVE)
+        with pytest.raises(CtdkitError, match=r"seed0 used a different config \(curve_episodes"):
+            run_bench(config)
+        assert len(run_bench(dataclasses.replace(config, overwrite=True)).finished) == 0
+    assert read_progress(folder) is not None  # a dry run deletes nothing
+
+
+def test_the_leaderboard_shows_the_curve_and_the_protocols_side_by_side(curve, tmp_path):
+    board = build_leaderboard(
+        LeaderboardConfig(records=(curve["base"] / "A" / "records",), out=tmp_path, reps=50)
+    )
+    rows = {row["algo"]: row for row in board["suites"]["tiny"]["rows"]}
+    for algo, row in rows.items():
+        record = curve["records"]["A"][algo]
+        points = [(p["steps"], p["protocol"], p["episodes_per_task"]) for p in row["curve"]]
+        assert sorted(points) == [(40, "all-goals", 2), (100, "all-goals", 3),
+                                  (100, "official", 3)]  # fmt: skip
+        entries = sorted(record["curve"], key=lambda e: (e["steps"], e["protocol"]))
+        for point, entry in zip(row["curve"], entries, strict=True):
+            scores = np.array([[entry["per_task"][t] for t in ("reach-v3", "push-v3")]])
+            assert point["iqm"][0] == pytest.approx(iqm(scores))
+            assert point["env_steps"] == entry["env_steps"] and point["runs"] == 1
+            width = point["iqm"][2] - point["iqm"][1]
+            assert point["iqm_width_per_env_step"] == pytest.approx(width / entry["env_steps"])
+        final = next(p for p in row["curve"] if p["steps"] == 100 and p["protocol"] == "all-goals")
+        assert final["iqm"] == row["iqm"]  # the headline row is the final point
+    markdown = (tmp_path / "LEADERBOARD.md").read_text()
+    assert "evaluated on the way at steps 40 (2 episodes per task" in markdown
+    assert "| algorithm | 40 (2 ep) | 100 (3 ep) |" in markdown
+    assert (
+        "| algorithm | official IQM [95% CI] | width | env steps | width / env step "
+        "| all-goals IQM [95% CI] |" in markdown
+    )
+    assert board["plots"]["tiny"]["curve"] == "leaderboard/tiny-curve.png"
+    assert (tmp_path / "leaderboard" / "tiny-curve.png").stat().st_size > 0
+    assert "![tiny IQM against gradient steps](leaderboard/tiny-curve.png)" in markdown
+
+
+def test_records_with_a_malformed_curve_are_refused_in_one_line(curve, tmp_path):
+    from ctdkit.bench.records import read_record
+
+    record = json.loads(Path(curve["records"]["A"]["bc-none"]["path"]).read_text())
+    first, final, official = record["curve"]
+
+    def changed(i: int, **change) -> list:
+        entries = [dict(e) for e in record["curve"]]
+        entries[i] |= change
+        return entries
+
+    scores = first["per_task"]
+    no_scores = {k: v for k, v in first.items() if k != "per_task"}
+    cases = [
+        ({"curve": {"steps": 40}}, "field 'curve' is not a non-empty list"),
+        ({"curve": [first, "x"]}, "curve[1] is not an object"),
+        ({"curve": [no_scores]}, "curve[0] lacks 'per_task'"),
+        ({"curve": changed(0, steps=0)}, "curve[0].steps is not a positive integer (got 0)"),
+        ({"curve": changed(0, steps=50)}, "curve[0].steps 50 is not among the run's points"),
+        ({"curve": changed(2, protocol="mt50")}, 'curve[2].protocol "mt50" is not one of'),
+        ({"curve": changed(0, mean_success=1.5)}, "curve[0].mean_success is not a number in"),
+        ({"curve": changed(0, per_task={"reach-v3": 0.5})}, "has no success for task 'push-v3'"),
+        ({"curve": changed(0, per_task={**scores, "push-v3": 2})}, "scores push-v3 2, not a"),
+        ({"curve": changed(0, per_task={**scores, "pick-v3": 0})}, "scores 'pick-v3', which"),
+        ({"curve": changed(0, env_steps=-1)}, "curve[0].env_steps is not a non-negative integer"),
+        ({"curve": [first, final, official, final]}, "curve[3] repeats step 100 under all-goals"),
+        ({"curve": [first, official]}, "curve has no final point (step 100 under all-goals)"),
+        ({"curve": changed(1, per_task=dict.fromkeys(scores, 0.5))}, "disagrees with success_by"),
+        ({"resumed_at": [0]}, "field 'resumed_at' is [0], not a list of positive integers"),
+    ]
+    path = tmp_path / "bad.json"
+    for change, problem in cases:
+        path.write_text(json.dumps({**record, **change}))
+        with pytest.warns(RecordWarning) as caught:
+            assert read_record(path) is None, problem
+        (message,) = [str(w.message) for w in caught]
+        assert problem in message and "\n" not in message, (problem, message)
+    path.write_text(json.dumps({k: v for k, v in record.items() if k != "curve"}))
+    assert read_record(path) is not None  # records of suites without curves have none
+
+
+def test_curve_suites_check_their_points_and_protocols():
+    from ctdkit.bench.suites import PROTOCOLS, Suite
+    from ctdkit.eval.protocols import PROTOCOLS as EVAL_PROTOCOLS
+
+    assert PROTOCOLS == EVAL_PROTOCOLS
+    for changes, problem in [
+        ({"curve_steps": (40, 40)}, "must increase strictly between 0 and n_steps 100"),
+        ({"curve_steps": (100,)}, "must increase strictly"),
+        ({"curve_steps": (0, 50)}, "must increase strictly"),
+        ({"curve_episodes": 0}, "curve_episodes must be > 0"),
+        ({"final_protocols": ("official",)}, "its protocol 'all-goals' among them"),
+        ({"final_protocols": ("all-goals", "all-goals")}, "each protocol once"),
+        ({"final_protocols": ("all-goals", "mt10")}, "unknown evaluation protocol 'mt10'"),
+    ]:
+        with pytest.raises(CtdkitError, match=problem):
+            dataclasses.replace(CURVE, **changes)
+    assert CURVE.points() == (40, 100) and CURVE.protocols() == ("all-goals", "official")
+    assert CURVE.eval_options("official", 2) == {"num_episodes": 2}
+    assert TINY.eval_options() == {"goals": range(3), "max_episode_steps": 60}
+    only = Suite(name="x", description="x", dataset_id="x", final_protocols=("official",))
+    assert only.has_curve and only.settings()["final_protocols"] == ["official"]
+
+
+def test_the_50k_suites_train_every_row_to_50k_with_a_curve_on_every_seed():
+    from ctdkit.bench.suites import LONG_ALGOS
+
+    expected = {
+        "mt10-expert-50k": "ctdkit/mt10-scripted-v0",
+        "mt10-mixed-labelled-50k": "ctdkit/mt10-scripted-random0p5-v1",
+    }
+    for name, dataset in expected.items():
+        suite = SUITES[name]
+        assert suite.dataset_id == dataset and suite.algos == LONG_ALGOS
+        assert set(LONG_ALGOS) == {"ctd", "history", "oracle", "none", "bc-oracle", "bc-none",
+                                   "iql-oracle", "td3bc-oracle", "cql-oracle"}  # fmt: skip
+        assert (suite.n_steps, suite.curve_steps, suite.curve_episodes) == (
+            50_000,
+            (5000, 10_000, 25_000),
+            10,
+        )
+        assert (suite.protocol, suite.eval_episodes) == ("official", 50)
+        assert suite.protocols() == ("official", "all-goals")
+        assert suite.seeds_for("cql", suite.seeds) == (0, 1, 2)  # CQL on every seed
+        base = {**SUITES["mt10-expert"].settings(), "dataset_id": dataset}
+        changed = {k for k in suite.settings() if suite.settings()[k] != base.get(k)}
+        assert changed == {"n_steps", "eval_episodes", "curve_steps", "curve_episodes",
+                           "final_protocols"}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ bad input
@@ -490,8 +858,13 @@ def test_every_suite_names_valid_algorithms_and_a_buildable_dataset(tmp_path):
     mixed = collect_config(recipe_command("ctdkit/mt10-scripted-random0p5-v0"))
     assert mixed.random_fraction == 0.5 and mixed.episodes_per_task == 20
     assert len(ALGO_IDS) == 5 + 4 * 5  # 5 conditionings x (collective + 4 d3rlpy learners)
-    budgets = {(s.n_steps, s.batch_size, s.hidden) for n, s in SUITES.items() if n != "tiny"}
-    assert budgets == {(5000, 256, (256, 256))}
+    budgets = {
+        (s.n_steps, s.batch_size, s.hidden, s.curve_steps) for n, s in SUITES.items() if n != "tiny"
+    }
+    assert budgets == {
+        (5000, 256, (256, 256), ()),  # every suite but the -50k ones: final weights only
+        (50_000, 256, (256, 256), (5000, 10_000, 25_000)),
+    }
 
 
 def test_each_suite_has_its_own_leaderboard_reference_unless_overridden():

@@ -7,6 +7,10 @@ algorithm (``ctd``) beats each other row. Bootstraps use a fixed seed, so the sa
 always give the same leaderboard. Rows built from different data are refused: every record of
 a suite must name the same dataset content checksum (and a row the same subset checksum) and
 the same settings apart from algorithm, seed and data variant.
+
+Suites with learning curves also get, per row, the IQM and mean [95% CI] at every evaluation
+point of its runs' ``curve`` (same bootstrap), with the env steps the evaluations ran, so the
+final rows can be compared across protocols by interval width per evaluated env step.
 """
 
 from __future__ import annotations
@@ -216,10 +220,53 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.array([np.mean(greater + 0.5 * ties)])
 
 
+def iqm_and_mean(scores: np.ndarray) -> np.ndarray:
+    """``[IQM, mean]`` of one ``runs × tasks`` score matrix (the curve points' statistics)."""
+    return np.array([iqm(scores), scores.mean()])
+
+
+def curve_statistics(rows: list[Row], reps: int, seed: int) -> dict[str, list[dict[str, Any]]]:
+    """Per row label, one entry per evaluation point ``(steps, protocol)`` of its records'
+    curves: IQM and mean [95% CI] over the runs that have it, the runs, episodes per task, the
+    scored env steps summed over those runs and the IQM interval's width per env step."""
+    scores, points = {}, {}
+    for row in rows:
+        found: dict[tuple[int, str], list[dict]] = defaultdict(list)
+        for record in row.records:
+            for entry in record.get("curve", []):
+                found[entry["steps"], entry["protocol"]].append(entry)
+        for (steps, protocol), entries in sorted(found.items()):
+            key = f"{row.label}|{steps}|{protocol}"
+            scores[key] = np.array([[e["per_task"][t] for t in row.tasks] for e in entries])
+            env_steps = int(sum(e["env_steps"] for e in entries))
+            points[key] = (
+                row.label,
+                {
+                    "steps": steps,
+                    "protocol": protocol,
+                    "episodes_per_task": entries[0]["episodes_per_task"],
+                    "runs": len(entries),
+                    "env_steps": env_steps,
+                    "eval_seconds": float(np.mean([e["eval_seconds"] for e in entries])),
+                },
+            )
+    statistics = interval_estimates(scores, iqm_and_mean, reps, seed)
+    curves: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for key, (label, point) in points.items():
+        point["iqm"], point["mean"] = _ci(statistics[key], 0), _ci(statistics[key], 1)
+        width = point["iqm"][2] - point["iqm"][1]
+        point["iqm_width"] = width
+        point["iqm_width_per_env_step"] = width / point["env_steps"] if point["env_steps"] else None
+        curves[label].append(point)
+    return dict(curves)
+
+
 def aggregate_suite(rows: list[Row], reference: str, reps: int, seed: int) -> dict[str, Any]:
-    """IQM/mean with CIs per row, P(reference > row) per row, performance profiles."""
+    """IQM/mean with CIs per row, P(reference > row) per row, performance profiles, and for
+    runs with curves the statistics at every evaluation point."""
     scores = {row.label: row.scores() for row in rows}
     statistics = interval_estimates(scores, row_statistics, reps, seed)
+    curves = curve_statistics(rows, reps, seed)
     references = {row.variant: row for row in rows if row.algo == reference}
     pairs = {
         row.label: (references[row.variant].scores(), row.scores())
@@ -256,6 +303,8 @@ def aggregate_suite(rows: list[Row], reference: str, reps: int, seed: int) -> di
         entry["train_seconds_per_1k_steps"] = 1000.0 * entry["train_seconds"] / steps
         if row.label in improvement:
             entry["p_reference_better"] = _ci(improvement[row.label], 0)
+        if row.label in curves:
+            entry["curve"] = curves[row.label]
         out_rows.append(entry)
     first = rows[0].records[0]
     return {

@@ -8,6 +8,11 @@ records written before that lack both), package versions, hardware, thread setti
 time split into load / train / evaluate; a BC record also says what it cloned (``bc_targets``:
 the executed actions, or on relabelled data the labels; records written before relabelled
 tiers lack it: actions).
+A run of a suite with curve points or several final protocols also holds ``curve``: one entry
+per evaluation (``steps``, ``protocol``, ``episodes_per_task``, ``mean_success``, ``per_task``,
+``eval_seconds``, ``env_steps`` of the scored episodes), the final point under the suite's
+protocol equal to the top-level success (records of other suites lack it); a run continued
+from a curve checkpoint says where (``resumed_at``).
 ``status`` is ``ok`` or ``error`` (with the error and traceback): a rerun skips ``ok`` records
 of the same settings and retries the rest.
 """
@@ -203,6 +208,72 @@ def record_problem(record: object) -> str | None:
     extra = sorted(set(success) - set(tasks))
     if extra:
         return f"success for task {extra[0]!r}, which is not among its dataset's tasks"
+    resumed = record.get("resumed_at", [])
+    if not (isinstance(resumed, list) and all(_is_int(s) and s > 0 for s in resumed)):
+        return f"field 'resumed_at' is {_shown(resumed)}, not a list of positive integers"
+    if "curve" in record:
+        return curve_problem(record["curve"], record, tasks)
+    return None
+
+
+#: what every curve entry holds, with its check
+_CURVE_KEYS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "steps": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "protocol": (lambda v: isinstance(v, str), "a string"),
+    "episodes_per_task": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "mean_success": (lambda v: _is_number(v) and 0.0 <= v <= 1.0, "a number in [0, 1]"),
+    "per_task": (lambda v: isinstance(v, dict), "an object"),
+    "eval_seconds": (lambda v: _is_number(v) and v >= 0, "a non-negative number"),
+    "env_steps": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+}
+
+
+def curve_problem(curve: object, record: dict[str, Any], tasks: list[str]) -> str | None:
+    """What is wrong with a record's ``curve`` (one phrase), or None: a list of entries, each
+    typed, at a step of the run (a curve point of its settings, or its last step) under a
+    known protocol, scoring every task in [0, 1]; no point twice; the final point under the
+    record's protocol equal to its top-level success."""
+    from ctdkit.bench.suites import PROTOCOLS
+
+    if not isinstance(curve, list) or not curve:
+        return "field 'curve' is not a non-empty list"
+    settings, steps = record["settings"], record["steps"]
+    allowed = settings.get("curve_steps", [])
+    allowed = [*allowed, steps] if isinstance(allowed, list) else [steps]
+    seen = set()
+    for i, entry in enumerate(curve):
+        where = f"curve[{i}]"
+        if not isinstance(entry, dict):
+            return f"{where} is not an object"
+        for key, (check, expected) in _CURVE_KEYS.items():
+            if key not in entry:
+                return f"{where} lacks {key!r}"
+            if not check(entry[key]):
+                return f"{where}.{key} is not {expected} (got {_shown(entry[key])})"
+        if entry["steps"] not in allowed:
+            return f"{where}.steps {entry['steps']} is not among the run's points {allowed}"
+        if entry["protocol"] not in PROTOCOLS:
+            return f"{where}.protocol {_shown(entry['protocol'])} is not one of {list(PROTOCOLS)}"
+        point = (entry["steps"], entry["protocol"])
+        if point in seen:
+            return f"{where} repeats step {point[0]} under {point[1]}"
+        seen.add(point)
+        per_task = entry["per_task"]
+        for task in tasks:
+            if task not in per_task:
+                return f"{where}.per_task has no success for task {task!r}"
+            value = per_task[task]
+            if not (_is_number(value) and math.isfinite(value) and 0.0 <= value <= 1.0):
+                return f"{where}.per_task scores {task} {_shown(value)}, not a number in [0, 1]"
+        extra = sorted(set(per_task) - set(tasks))
+        if extra:
+            return f"{where}.per_task scores {extra[0]!r}, which is not among its tasks"
+    final = (steps, settings.get("protocol"))
+    entry = next((e for e in curve if (e["steps"], e["protocol"]) == final), None)
+    if entry is None:
+        return f"curve has no final point (step {steps} under {final[1]})"
+    if entry["per_task"] != record["success_by_task"]:
+        return f"curve's final point (step {steps}) disagrees with success_by_task"
     return None
 
 

@@ -39,13 +39,27 @@ def _budget_line(suite: dict[str, Any]) -> str:
         else f"{s['protocol']} protocol, first {s['eval_episodes']} goals per task, "
         f"≤{s['max_episode_steps']} steps"
     )
+    weights = "Final weights only."
+    if s.get("curve_steps"):
+        points = ", ".join(str(n) for n in s["curve_steps"])
+        also = [p for p in s.get("final_protocols", []) if p != s["protocol"]]
+        weights = (
+            f"One training run per row, evaluated on the way at steps {points} "
+            f"({s['curve_episodes']} episodes per task, {s['protocol']} protocol) and at "
+            f"{s['n_steps']} ({s['eval_episodes']} episodes per task); the main and per-task "
+            f"tables are the final weights under {s['protocol']}"
+            + (f" (also evaluated under {', '.join(also)}: see protocols side by side)." if also
+               else ".")
+        )  # fmt: skip
+    elif s.get("final_protocols"):
+        weights = f"Final weights only, evaluated under {', '.join(s['final_protocols'])}."
     return (
         f"Dataset `{d['id']}` (content checksum `{d['checksum'][:12]}…`), tasks {task_text}, "
         f"view `{s['view']}`. **Every algorithm: {s['n_steps']} gradient steps, batch "
         f"{s['batch_size']}, hidden {hidden}**; ctd conditioning: encoder trained "
         f"{s['encoder_steps']} steps per seed (window {s['encoder_window']}). Evaluation: "
         f"{eval_text}, {s['eval_seeds_per_run']} held-out eval seed(s) per run (seed "
-        f"{s['eval_seed_base']} + …). Final weights only."
+        f"{s['eval_seed_base']} + …). {weights}"
     )
 
 
@@ -106,12 +120,87 @@ def _suite_section(name: str, suite: dict[str, Any], images: dict[str, str]) -> 
         cells = " | ".join(f"{row['success_by_task'][t]:.2f}" for t in tasks)
         lines.append(f"| {row['label']} | {cells} |")
     lines += _scaling_table(suite)
+    lines += _curve_table(suite)
+    lines += _protocol_table(suite)
     for key, caption in (("profile", "performance profile"), ("aggregates", "IQM and mean")):
         if key in images:
             lines += ["", f"![{name} {caption}]({images[key]})"]
     if "scaling" in images:
         lines += ["", f"![{name} data scaling]({images['scaling']})"]
+    if "curve" in images:
+        lines += ["", f"![{name} IQM against gradient steps]({images['curve']})"]
     return [*lines, ""]
+
+
+def _main_curve(row: dict[str, Any], protocol: str) -> list[dict[str, Any]]:
+    """A row's curve points under the suite's protocol, by step."""
+    return sorted((p for p in row.get("curve", []) if p["protocol"] == protocol),
+                  key=lambda p: p["steps"])  # fmt: skip
+
+
+def _curve_table(suite: dict[str, Any]) -> list[str]:
+    protocol = suite["settings"]["protocol"]
+    points = [p for row in suite["rows"] for p in _main_curve(row, protocol)]
+    columns = sorted({(p["steps"], p["episodes_per_task"]) for p in points})
+    if len(columns) < 2:
+        return []
+    lines = [
+        "",
+        f"Learning curve — IQM [95% CI] at each evaluation point of the one training run "
+        f"({protocol} protocol; header: gradient steps, episodes per task per eval seed):",
+        "",
+        "| algorithm | " + " | ".join(f"{n} ({e} ep)" for n, e in columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for row in suite["rows"]:
+        cell = {(p["steps"], p["episodes_per_task"]): p for p in _main_curve(row, protocol)}
+        cells = [_fmt(cell[c]["iqm"]) + _fewer(cell[c], row) if c in cell else "—" for c in columns]
+        lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _fewer(point: dict[str, Any], row: dict[str, Any]) -> str:
+    return "" if point["runs"] == row["runs"] else f" ({point['runs']} runs)"
+
+
+def _protocol_table(suite: dict[str, Any]) -> list[str]:
+    """The final rows under each protocol they were evaluated with, with the IQM interval's
+    width per evaluated env step."""
+    steps = suite["settings"]["n_steps"]
+    final = {
+        row["label"]: {p["protocol"]: p for p in row.get("curve", []) if p["steps"] == steps}
+        for row in suite["rows"]
+    }
+    protocols = [p for p in ("official", "all-goals") if any(p in f for f in final.values())]
+    if len(protocols) < 2:
+        return []
+    lines = [
+        "",
+        f"Protocols side by side — final weights (step {steps}), IQM [95% CI] under each "
+        "protocol; width: the interval's high − low; env steps: the scored evaluation "
+        "episodes' env steps summed over the row's runs; width / env step: their ratio:",
+        "",
+        "| algorithm | "
+        + " | ".join(f"{p} IQM [95% CI] | width | env steps | width / env step" for p in protocols)
+        + " |",
+        "|---|" + "---|---|---|---|" * len(protocols),
+    ]
+    for row in suite["rows"]:
+        cells = []
+        for protocol in protocols:
+            point = final[row["label"]].get(protocol)
+            if point is None:
+                cells += ["—"] * 4
+                continue
+            ratio = point["iqm_width_per_env_step"]
+            cells += [
+                _fmt(point["iqm"]) + _fewer(point, row),
+                f"{point['iqm_width']:.3f}",
+                str(point["env_steps"]),
+                "—" if ratio is None else f"{ratio:.2e}",
+            ]
+        lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _scaling_table(suite: dict[str, Any]) -> list[str]:
@@ -220,8 +309,36 @@ def write_plots(result: dict[str, Any], folder: Path) -> dict[str, dict[str, str
             ax.legend()
             ax.set_title(name)
             files["scaling"] = _save(fig, folder / f"{name}-scaling.png")
+        curve = _curve_plot(suite, name)
+        if curve is not None:
+            files["curve"] = _save(curve, folder / f"{name}-curve.png")
         written[name] = files
     return written
+
+
+def _curve_plot(suite: dict[str, Any], name: str):
+    """IQM [95% CI] against gradient steps per row (the suite's protocol), or None."""
+    import matplotlib.pyplot as plt
+
+    protocol = suite["settings"]["protocol"]
+    curves = {r["label"]: _main_curve(r, protocol) for r in suite["rows"]}
+    curves = {label: points for label, points in curves.items() if len(points) > 1}
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, points in curves.items():
+        x = [p["steps"] for p in points]
+        iqm = np.array([p["iqm"] for p in points])
+        (line,) = ax.plot(x, iqm[:, 0], marker="o", label=label)
+        ax.fill_between(x, iqm[:, 1], iqm[:, 2], alpha=0.15, color=line.get_color())
+    episodes = sorted({(p["steps"], p["episodes_per_task"]) for ps in curves.values() for p in ps})
+    ax.set_xticks([n for n, _ in episodes], [f"{n}\n({e} ep)" for n, e in episodes])
+    ax.set_xlabel(f"gradient steps (episodes per task of each evaluation, {protocol} protocol)")
+    ax.set_ylabel("success (IQM, 95% CI)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize="small", ncol=2)
+    ax.set_title(name)
+    return fig
 
 
 def _save(fig, path: Path) -> str:

@@ -4,14 +4,22 @@ suite, one record each.
 Plan → shared encoders (one per seed and data variant, for ``ctd`` conditioning) → runs, each
 phase through :func:`ctdkit.parallel.parallel_map` (processes, or Ray). A run that raises
 leaves an error record and the others go on; finished runs are skipped on rerun, so an
-interrupted benchmark continues where it stopped (a run is the unit: an interrupted run starts
-over). The slowest runs are scheduled first.
+interrupted benchmark continues where it stopped. The slowest runs are scheduled first.
+
+A suite with curve points (``Suite.curve_steps``) trains each run once to ``n_steps``, pausing
+at every point: the learner's full training state (weights, optimisers, step counter, and the
+global RNG streams d3rlpy samples from) is saved under ``OUT/checkpoints/``, then the weights
+are evaluated and the RNG streams put back as they were before the evaluation, so the
+evaluations change nothing in the training. A run killed after a point continues from it on
+rerun (the same record as an uninterrupted run, apart from timings); without curve points an
+interrupted run starts over.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
+import shutil
 import time
 import traceback
 from dataclasses import dataclass
@@ -22,7 +30,13 @@ from typing import Any, Literal
 import numpy as np
 
 from ctdkit.bench.algos import COLLECTIVE, COST, Algo, action_targets, parse_algo
-from ctdkit.bench.conditioning import EncoderJob, encoder_directory, is_done, train_shared_encoder
+from ctdkit.bench.conditioning import (
+    EncoderJob,
+    PrecomputedContext,
+    encoder_directory,
+    is_done,
+    train_shared_encoder,
+)
 from ctdkit.bench.data import DatasetCheck, check_dataset, episode_counts
 from ctdkit.bench.records import (
     SCHEMA,
@@ -38,10 +52,13 @@ from ctdkit.cli import quiet_d3rlpy
 from ctdkit.collective.config import ENCODER_CONDITIONINGS
 from ctdkit.envs.tasks import resolve_tasks
 from ctdkit.errors import CtdkitError, unknown
+from ctdkit.files import read_json_object, write_json_atomic
 from ctdkit.parallel import parallel_map
 from ctdkit.runs import check_count, differences, different_config, lock_run
 
-RECORDS, MODELS, ENCODERS = "records", "models", "encoders"
+RECORDS, MODELS, ENCODERS, CHECKPOINTS = "records", "models", "encoders", "checkpoints"
+#: a curve run's progress in its checkpoint folder (written last: it names the learner state)
+PROGRESS_FILE = "progress.json"
 
 
 @dataclass
@@ -56,7 +73,8 @@ class BenchRunConfig:
     seeds: tuple[int, ...] = ()
     """Run seeds (default: the suite's; a suite may run slow learners on fewer)."""
     out: Path = Path("runs/bench")
-    """Records go to OUT/records, shared encoders to OUT/encoders, weights to OUT/models."""
+    """Records go to OUT/records, shared encoders to OUT/encoders, weights to OUT/models, the
+    training state of unfinished curve runs to OUT/checkpoints (removed when the run ends)."""
     workers: int = 2
     """Parallel runs (processes, or Ray tasks)."""
     threads: int = 1
@@ -72,7 +90,8 @@ class BenchRunConfig:
     save_models: bool = True
     """Keep each run's final weights under OUT/models."""
     overwrite: bool = False
-    """Rerun runs whose record was written with other settings (otherwise refused)."""
+    """Rerun runs whose record (or curve checkpoint) was written with other settings
+    (otherwise refused)."""
     dry_run: bool = False
     """Print the plan (finished / to run) and stop; builds nothing."""
     progress: bool = True
@@ -106,6 +125,7 @@ class RunSpec:
     threads: int = 1
     encoder_error: str | None = None
     data_check: DatasetCheck | None = None  # the data against its recipe (not a setting)
+    checkpoint_dir: Path | None = None  # curve suites: the training state at the last point
 
     @property
     def variant(self) -> str:
@@ -198,6 +218,7 @@ def plan(config: BenchRunConfig) -> tuple[list[RunSpec], list[Path], list[Encode
                     job = _encoder_job(config, suite, checksum, tasks, episodes, seed)
                 variant = variant_name(episodes)
                 models = config.out / MODELS / suite.name / algo.id / variant / f"seed{seed}"
+                checkpoints = config.out / CHECKPOINTS / suite.name / algo.id / variant
                 spec = RunSpec(
                     suite=suite,
                     algo=algo,
@@ -212,6 +233,7 @@ def plan(config: BenchRunConfig) -> tuple[list[RunSpec], list[Path], list[Encode
                     device=config.device,
                     threads=config.threads,
                     data_check=data_check,
+                    checkpoint_dir=checkpoints / f"seed{seed}" if suite.curve_steps else None,
                 )
                 existing = read_record(spec.record) if spec.record.exists() else None
                 if existing is not None and existing["status"] == "ok":
@@ -222,6 +244,12 @@ def plan(config: BenchRunConfig) -> tuple[list[RunSpec], list[Path], list[Encode
                         continue
                     if not config.overwrite:
                         stale[spec.record] = differ
+                        continue
+                saved = read_progress(spec.checkpoint_dir)
+                if saved is not None and not config.overwrite:
+                    differ = differences(saved.get("settings", {}), spec.fingerprinted())
+                    if differ:
+                        stale[spec.checkpoint_dir] = differ
                         continue
                 pending.append(spec)
                 if job is not None and not is_done(job.directory):
@@ -251,7 +279,10 @@ def _run_bench(config: BenchRunConfig) -> BenchRunResult:
     )
     if config.dry_run:
         for spec in pending:
-            print(f"  to run: {spec.algo.id} {spec.variant} seed {spec.seed} -> {spec.record}")
+            saved = read_progress(spec.checkpoint_dir)
+            resumes = f" (continues from step {saved.get('steps')})" if saved else ""
+            print(f"  to run: {spec.algo.id} {spec.variant} seed {spec.seed} -> {spec.record}"
+                  f"{resumes}")  # fmt: skip
         return BenchRunResult(finished, [])
     if not pending:
         return BenchRunResult(finished, [])
@@ -320,9 +351,19 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
             "error": f"{type(error).__name__}: {error}".splitlines()[0],
             "traceback": traceback.format_exc(),
         }
+    if record["status"] != "ok" and spec.checkpoint_dir is not None:
+        try:
+            saved = read_progress(spec.checkpoint_dir)
+        except CtdkitError:
+            saved = None
+        if saved is not None:  # a rerun continues from there
+            where = str(spec.checkpoint_dir)
+            record["checkpoint"] = {"directory": where, "steps": saved.get("steps")}
     record |= environment(spec.device)
     record.setdefault("seconds", {})["total"] = time.perf_counter() - started
     write_record(spec.record, record)
+    if record["status"] == "ok" and spec.checkpoint_dir is not None:
+        _remove_checkpoint(spec.checkpoint_dir)  # the record has it all
     return {
         "path": str(spec.record),
         "algo": spec.algo.id,
@@ -344,10 +385,11 @@ def _seed_everything(seed: int) -> None:
 
 
 def _train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
+    """Train to ``n_steps`` (pausing at each curve point to save the training state and
+    evaluate), evaluate the final weights; a run with a checkpoint continues from it."""
     from ctdkit.bench.conditioning import run_context
     from ctdkit.bench.data import select, transitions_checksum
     from ctdkit.data import load_transitions
-    from ctdkit.eval import evaluate
 
     suite, seconds = spec.suite, {}
     clock = time.perf_counter()
@@ -363,27 +405,67 @@ def _train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
     seconds["load"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
+    saved = _resume_point(spec)
+    progress = saved or {
+        "curve": [],
+        "train_metrics": {},
+        "seconds": {"train": 0.0, "curve_eval": 0.0, "checkpoint": 0.0},
+        "resumed_at": [],
+    }
+    state = None if saved is None else spec.checkpoint_dir / saved["state"]
+    if saved is not None:
+        progress["resumed_at"].append(saved["steps"])
     stated: dict[str, Any] = {}  # what BC cloned (offline RL: always the executed actions)
     if spec.algo.learner == COLLECTIVE:
-        agent, train_metrics = _train_collective(spec, data, context)
+        learner = _collective_learner(spec, data, context, state)
     else:
         targets = action_targets(spec.algo.learner, data.relabelled)
-        agent, train_metrics = _train_d3rlpy(spec, data, context, targets)
+        step = 0 if saved is None else saved["steps"]
+        learner = _d3rlpy_learner(spec, data, context, targets, state, step)
         if spec.algo.learner == "bc":
             stated["bc_targets"] = targets
-    seconds["train"] = time.perf_counter() - clock
+    times = progress["seconds"]
+    times["train"] += time.perf_counter() - clock
 
-    clock = time.perf_counter()
-    per_seed = {}
-    for eval_seed in suite.eval_seeds(spec.seed):
-        result = evaluate(agent, data.tasks, suite.protocol, eval_seed, **suite.eval_options())
-        per_seed[str(eval_seed)] = result.success_by_task()
-    seconds["eval"] = time.perf_counter() - clock
-    success = {t: float(np.mean([s[t] for s in per_seed.values()])) for t in data.tasks}
-    return {
-        "success_by_task": success,
-        "mean_success": float(np.mean(list(success.values()))),
-        "success_by_eval_seed": per_seed,
+    rng = None if saved is None else saved["rng"]
+    final: dict[str, dict[str, Any]] = {}
+    for point in suite.points() if suite.curve_steps else (suite.n_steps,):
+        if learner.step < point:
+            clock = time.perf_counter()
+            progress["train_metrics"] = learner.train(point - learner.step)
+            times["train"] += time.perf_counter() - clock
+            rng = _rng_state()  # the training's streams, put back after the evaluation
+            if spec.checkpoint_dir is not None:
+                clock = time.perf_counter()
+                _save_checkpoint(spec, learner, progress, rng)
+                times["checkpoint"] += time.perf_counter() - clock
+        if point < suite.n_steps:
+            if all(entry["steps"] != point for entry in progress["curve"]):
+                entry = _evaluate_point(learner.agent(), data.tasks, spec, point)
+                progress["curve"].append(entry)
+                times["curve_eval"] += entry["eval_seconds"]
+                _write_progress(spec, progress)
+        else:
+            if spec.model_dir is not None:
+                clock = time.perf_counter()
+                learner.save_model(spec.model_dir)
+                times["train"] += time.perf_counter() - clock
+            clock = time.perf_counter()
+            agent = learner.agent()
+            for protocol in suite.protocols():
+                final[protocol] = _evaluate_point(agent, data.tasks, spec, point, protocol)
+            seconds["eval"] = time.perf_counter() - clock
+        if rng is not None:
+            _set_rng_state(rng)
+
+    main = final[suite.protocol]
+    seconds["train"] = times["train"]
+    if suite.curve_steps:
+        seconds |= {"curve_eval": times["curve_eval"], "checkpoint": times["checkpoint"]}
+    result = {
+        "success_by_task": main["per_task"],
+        "mean_success": main["mean_success"],
+        "success_by_eval_seed": main.pop("per_eval_seed"),
         "eval": {
             "protocol": suite.protocol,
             "seeds": list(suite.eval_seeds(spec.seed)),
@@ -403,11 +485,147 @@ def _train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
         **stated,
         "encoder": encoder_info or None,
         "steps": suite.n_steps,
-        "train_metrics": train_metrics,
+        "train_metrics": progress["train_metrics"],
         "seconds": seconds,
+    }
+    if suite.has_curve:
+        for entry in final.values():
+            entry.pop("per_eval_seed", None)
+        result["curve"] = [*progress["curve"], *final.values()]
+    if progress["resumed_at"]:
+        result["resumed_at"] = progress["resumed_at"]
+    return result
+
+
+def _evaluate_point(
+    agent, tasks: tuple[str, ...], spec: RunSpec, steps: int, protocol: str | None = None
+) -> dict[str, Any]:
+    """One evaluation of the weights at ``steps`` on the run's eval seeds: a curve entry (the
+    final point with `eval_episodes` under ``protocol``, a curve point with `curve_episodes`
+    under the suite's protocol), with the success per eval seed for the record's top level."""
+    from ctdkit.eval import evaluate
+
+    suite = spec.suite
+    final = steps == suite.n_steps
+    protocol = protocol or suite.protocol
+    episodes = suite.eval_episodes if final else suite.curve_episodes
+    options = suite.eval_options(protocol, episodes)
+    clock = time.perf_counter()
+    per_seed, env_steps = {}, 0
+    for eval_seed in suite.eval_seeds(spec.seed):
+        result = evaluate(agent, tasks, protocol, eval_seed, **options)
+        per_seed[str(eval_seed)] = result.success_by_task()
+        if suite.has_curve:  # the scored episodes' env steps (interval width per env step)
+            env_steps += sum(int(e["length"]) for e in result.episodes)
+    success = {t: float(np.mean([s[t] for s in per_seed.values()])) for t in tasks}
+    return {
+        "steps": steps,
+        "protocol": protocol,
+        "episodes_per_task": episodes,
+        "mean_success": float(np.mean(list(success.values()))),
+        "per_task": success,
+        "eval_seconds": time.perf_counter() - clock,
+        "env_steps": env_steps,
+        **({"per_eval_seed": per_seed} if final else {}),
     }
 
 
+# ---------------------------------------------------------------------------- curve checkpoints
+def read_progress(directory: Path | None) -> dict[str, Any] | None:
+    """The progress of an unfinished curve run (None: no checkpoint)."""
+    if directory is None or not (directory / PROGRESS_FILE).is_file():
+        return None
+    return read_json_object(directory / PROGRESS_FILE, f"checkpoint {directory}")
+
+
+def _write_progress(spec: RunSpec, progress: dict[str, Any]) -> None:
+    if spec.checkpoint_dir is not None:
+        fingerprinted = spec.fingerprinted()
+        write_json_atomic(
+            spec.checkpoint_dir / PROGRESS_FILE,
+            {"fingerprint": fingerprinted["fingerprint"], "settings": fingerprinted, **progress},
+        )
+
+
+def _save_checkpoint(spec: RunSpec, learner, progress: dict[str, Any], rng: dict) -> None:
+    """The learner's full training state in a folder of its step, then the progress naming it
+    (the commit point: a run killed in between continues from the previous point), then the
+    previous state is removed."""
+    name = f"step{learner.step}"
+    target = spec.checkpoint_dir / name
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    learner.save_state(target)
+    progress |= {"steps": learner.step, "state": name, "rng": rng}
+    _write_progress(spec, progress)
+    for old in spec.checkpoint_dir.glob("step*"):
+        if old.name != name:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_checkpoint(directory: Path) -> None:
+    """Delete a run's checkpoint folder and the folders above it it leaves empty."""
+    shutil.rmtree(directory, ignore_errors=True)
+    for parent in directory.parents:
+        if parent.name == CHECKPOINTS:
+            break
+        try:
+            parent.rmdir()  # only when empty
+        except OSError:
+            break
+
+
+def _resume_point(spec: RunSpec) -> dict[str, Any] | None:
+    """The checkpoint a run continues from, or None (a fresh start: a folder without progress,
+    or of other settings, which `plan` let through only with --overwrite, is cleared)."""
+    saved = read_progress(spec.checkpoint_dir)
+    if saved is None or saved.get("fingerprint") != spec.fingerprinted()["fingerprint"]:
+        if spec.checkpoint_dir is not None:
+            shutil.rmtree(spec.checkpoint_dir, ignore_errors=True)  # nothing to continue from
+        return None
+    keys = ("steps", "state", "rng", "curve", "train_metrics", "seconds", "resumed_at")
+    missing = [k for k in keys if k not in saved]
+    if missing or not (spec.checkpoint_dir / str(saved["state"])).is_dir():
+        what = f"lacks {missing[0]!r}" if missing else f"lacks its state {saved['state']}"
+        raise CtdkitError(
+            f"checkpoint {spec.checkpoint_dir} {what}: delete the folder to start the run over"
+        )
+    return saved
+
+
+def _rng_state() -> dict[str, Any]:
+    """Python's, NumPy's and torch's global RNG states as JSON (d3rlpy samples its batches from
+    NumPy's and its policies' noise from torch's)."""
+    import torch
+
+    name, keys, position, has_gauss, gauss = np.random.get_state()
+    version, internal, python_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "python": [version, list(internal), python_gauss],
+        "numpy": [name, keys.tolist(), int(position), int(has_gauss), float(gauss)],
+        "torch": torch.get_rng_state().numpy().tobytes().hex(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = [s.numpy().tobytes().hex() for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    import torch
+
+    def tensor(text: str):
+        return torch.tensor(list(bytes.fromhex(text)), dtype=torch.uint8)
+
+    version, internal, python_gauss = state["python"]
+    random.setstate((version, tuple(internal), python_gauss))
+    name, keys, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, gauss))
+    torch.set_rng_state(tensor(state["torch"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([tensor(s) for s in state["cuda"]])
+
+
+# ---------------------------------------------------------------------------- learners
 def collective_config(spec: RunSpec):
     """The collective learner's config of a run: the suite's sizes, budgets and ablations."""
     from ctdkit.collective import CollectiveSACConfig
@@ -425,48 +643,126 @@ def collective_config(spec: RunSpec):
     )
 
 
-def _train_collective(spec: RunSpec, data, context):
-    from ctdkit.collective import CollectiveAgent
+class _CollectiveLearner:
+    """A run's collective learner: ``train(n)`` takes n more steps (``CollectiveSAC.fit``),
+    its full training state saved and loaded with ``CollectiveSAC.save``/``load``."""
 
-    learner = collective_config(spec).create(device=spec.device)
-    history = learner.fit(data, spec.suite.n_steps, context=context, progress=False)
-    if spec.model_dir is not None:
-        learner.save(spec.model_dir / "collective.pt")
-    return CollectiveAgent(learner), history[-1] if history else {}
+    STATE = "collective.pt"
+
+    def __init__(self, spec: RunSpec, data, context, state: Path | None = None):
+        from ctdkit.collective import CollectiveSAC
+
+        self.data, self.context = data, context
+        if state is None:
+            self.learner = collective_config(spec).create(device=spec.device)
+        else:
+            self.learner = CollectiveSAC.load(state / self.STATE, device=spec.device)
+            if isinstance(context, PrecomputedContext):
+                # the cached CLS rows (the same encoder): not a re-embedding of every row
+                self.learner.context = context
+
+    @property
+    def step(self) -> int:
+        return self.learner.step
+
+    def train(self, n_steps: int) -> dict[str, float]:
+        history = self.learner.fit(self.data, n_steps, context=self.context, progress=False)
+        return history[-1] if history else {}
+
+    def agent(self):
+        from ctdkit.collective import CollectiveAgent
+
+        return CollectiveAgent(self.learner)
+
+    def save_state(self, directory: Path) -> None:
+        self.learner.save(directory / self.STATE)
+
+    def save_model(self, directory: Path) -> None:
+        self.learner.save(directory / "collective.pt")
 
 
-def _train_d3rlpy(spec: RunSpec, data, context, targets: str = "actions"):
-    import d3rlpy
+class _D3rlpyLearner:
+    """A run's d3rlpy algorithm. ``train(n)`` calls ``fit`` for n more steps: a built
+    algorithm keeps its networks and optimisers, and its ``grad_step`` counts on (d3rlpy 2.8
+    ``QLearningAlgoBase.fitter`` skips building; only the logger's epoch counter restarts).
+    Its training state is ``save_model`` (every network and optimiser, with any LR scheduler)
+    plus the step, restored with ``build_with_dataset``, ``load_model``, ``set_grad_step``."""
 
-    from ctdkit.bench.algos import ConditionedAgent, conditioned, d3rlpy_config
-    from ctdkit.bench.data import conditioned_dataset
+    def __init__(
+        self,
+        spec: RunSpec,
+        data,
+        context,
+        targets: str = "actions",
+        state: Path | None = None,
+        step: int = 0,
+    ):
+        import d3rlpy
 
-    suite = spec.suite
-    quiet_d3rlpy()  # hundreds of runs: their records hold what matters
-    d3rlpy.seed(spec.seed)
-    rows, next_rows = context.for_transitions(data)
-    dataset = conditioned_dataset(data, rows, next_rows, suite.view, targets)
-    inputs = conditioned(data.observations, rows, suite.view)
-    algo = d3rlpy_config(
-        spec.algo.learner,
-        suite.hidden,
-        suite.batch_size,
-        inputs.mean(axis=0),
-        inputs.std(axis=0),
-        suite.reward_scale,
-    ).create(device=spec.device)
-    metrics = algo.fit(
-        dataset,
-        n_steps=suite.n_steps,
-        n_steps_per_epoch=suite.n_steps,
-        show_progress=False,  # runs are counted by the benchmark's own progress bar
-        save_interval=10**9,
-        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
-        with_timestamp=False,
-    )
-    if spec.model_dir is not None:
-        spec.model_dir.mkdir(parents=True, exist_ok=True)
-        algo.save(str(spec.model_dir / f"{spec.algo.learner}.d3"))
-    final = {k: float(v) for k, v in (metrics[-1][1] if metrics else {}).items()}
-    final = {k: v for k, v in final.items() if not k.startswith("time_")}  # losses only
-    return ConditionedAgent(algo, context, suite.view, spec.algo.id), final
+        from ctdkit.bench.algos import conditioned, d3rlpy_config
+        from ctdkit.bench.data import conditioned_dataset
+
+        suite = spec.suite
+        self.spec, self.context = spec, context
+        quiet_d3rlpy()  # hundreds of runs: their records hold what matters
+        d3rlpy.seed(spec.seed)
+        rows, next_rows = context.for_transitions(data)
+        self.dataset = conditioned_dataset(data, rows, next_rows, suite.view, targets)
+        inputs = conditioned(data.observations, rows, suite.view)
+        self.algo = d3rlpy_config(
+            spec.algo.learner,
+            suite.hidden,
+            suite.batch_size,
+            inputs.mean(axis=0),
+            inputs.std(axis=0),
+            suite.reward_scale,
+        ).create(device=spec.device)
+        if state is not None:
+            self.algo.build_with_dataset(self.dataset)
+            self.algo.load_model(str(state / self.state_file))
+            self.algo.set_grad_step(step)
+
+    @property
+    def state_file(self) -> str:
+        return f"{self.spec.algo.learner}.pt"
+
+    @property
+    def step(self) -> int:
+        return self.algo.grad_step
+
+    def train(self, n_steps: int) -> dict[str, float]:
+        import d3rlpy
+
+        metrics = self.algo.fit(
+            self.dataset,
+            n_steps=n_steps,
+            n_steps_per_epoch=n_steps,
+            show_progress=False,  # runs are counted by the benchmark's own progress bar
+            save_interval=10**9,
+            logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
+            with_timestamp=False,
+        )
+        final = {k: float(v) for k, v in (metrics[-1][1] if metrics else {}).items()}
+        return {k: v for k, v in final.items() if not k.startswith("time_")}  # losses only
+
+    def agent(self):
+        from ctdkit.bench.algos import ConditionedAgent
+
+        return ConditionedAgent(self.algo, self.context, self.spec.suite.view, self.spec.algo.id)
+
+    def save_state(self, directory: Path) -> None:
+        self.algo.save_model(str(directory / self.state_file))
+
+    def save_model(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.algo.save(str(directory / f"{self.spec.algo.learner}.d3"))
+
+
+def _collective_learner(spec: RunSpec, data, context, state: Path | None = None):
+    return _CollectiveLearner(spec, data, context, state)
+
+
+def _d3rlpy_learner(
+    spec: RunSpec, data, context, targets: str = "actions", state: Path | None = None, step=0
+):
+    return _D3rlpyLearner(spec, data, context, targets, state, step)

@@ -10,13 +10,15 @@ and every record stores the settings it ran with.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ctdkit.collective.config import CollectiveSACConfig
-from ctdkit.errors import unknown
+from ctdkit.errors import CtdkitError, unknown
 
-#: the MT10 leaderboard budgets (see README "Benchmark"): ~1-2 h for a tier on 2 cores
+#: the MT10 leaderboard budgets (see README "Benchmark"): ~1-2 h for a tier on 2 cores; the
+#: `-50k` suites use LONG_BUDGET (below)
 MT10_BUDGET: dict[str, Any] = dict(
     n_steps=5000,
     hidden=(256, 256),
@@ -26,6 +28,8 @@ MT10_BUDGET: dict[str, Any] = dict(
     eval_episodes=10,
     eval_seeds_per_run=1,
 )
+#: the evaluation protocols of ``ctdkit.eval.protocols`` (not imported here: it loads Meta-World)
+PROTOCOLS: tuple[str, ...] = ("official", "all-goals")
 BASELINES = tuple(
     f"{learner}-{c}" for learner in ("bc", "iql", "td3bc", "cql") for c in ("none", "oracle", "ctd")
 )
@@ -69,6 +73,18 @@ class Suite:
     protocol: Literal["official", "all-goals"] = "official"
     eval_episodes: int = 10
     """Episodes per task and eval seed (official) or the first N goal variations (all-goals)."""
+    curve_steps: tuple[int, ...] = ()
+    """Learning curve: gradient steps (increasing, below `n_steps`) at which the one training
+    run pauses to evaluate its weights under `protocol` with `curve_episodes`, and saves its
+    full training state (a killed run continues from the last). Empty: the final weights only;
+    left out of the settings then, so such suites keep their record fingerprints."""
+    curve_episodes: int = 10
+    """Episodes per task (or goals, all-goals) at each curve point (the final point uses
+    `eval_episodes`). In the settings only when `curve_steps` is set."""
+    final_protocols: tuple[str, ...] = ()
+    """Protocols the final weights are evaluated under, each with `eval_episodes` (e.g.
+    `("official", "all-goals")`); must include `protocol`, whose result is the record's
+    top-level success. Empty: `protocol` only (and left out of the settings)."""
     eval_seeds_per_run: int = 1
     eval_seed_base: int = 100
     """Run seed s is evaluated on seeds base + s * eval_seeds_per_run + i: held out from the
@@ -102,19 +118,43 @@ class Suite:
         first = self.eval_seed_base + seed * self.eval_seeds_per_run
         return tuple(range(first, first + self.eval_seeds_per_run))
 
-    def eval_options(self) -> dict[str, Any]:
-        """Keyword arguments of ``ctdkit.eval.evaluate`` for this suite's protocol."""
-        if self.protocol == "official":
-            return {"num_episodes": self.eval_episodes}
-        return {"goals": range(self.eval_episodes), "max_episode_steps": self.max_episode_steps}
+    def eval_options(
+        self, protocol: str | None = None, episodes: int | None = None
+    ) -> dict[str, Any]:
+        """Keyword arguments of ``ctdkit.eval.evaluate`` for ``protocol`` (default: the
+        suite's) with ``episodes`` per task (default: `eval_episodes`)."""
+        protocol = protocol or self.protocol
+        episodes = episodes or self.eval_episodes
+        if protocol == "official":
+            return {"num_episodes": episodes}
+        return {"goals": range(episodes), "max_episode_steps": self.max_episode_steps}
+
+    @property
+    def has_curve(self) -> bool:
+        """Whether records carry a ``curve`` (curve points or several final protocols)."""
+        return bool(self.curve_steps or self.final_protocols)
+
+    def points(self) -> tuple[int, ...]:
+        """The steps at which the weights are evaluated: the curve points, then `n_steps`."""
+        return (*self.curve_steps, self.n_steps)
+
+    def protocols(self) -> tuple[str, ...]:
+        """The protocols of the final evaluation (`protocol` first)."""
+        others = tuple(p for p in self.final_protocols if p != self.protocol)
+        return (self.protocol, *others)
 
     def settings(self) -> dict[str, Any]:
-        """What a run's result depends on (stored in records; compared on rerun)."""
+        """What a run's result depends on (stored in records; compared on rerun). Options at
+        their empty defaults are left out, so suites that do not use them keep the settings
+        (and record fingerprints) they had before the options existed."""
         skip = {"name", "description", "reference", "algos", "seeds", "seed_limits", "recipe"}
         values = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
         values["collective_options"] = dict(self.collective_options)
-        if not self.collective_options:
-            del values["collective_options"]
+        for key in ("collective_options", "final_protocols"):
+            if not values[key]:
+                del values[key]
+        if not self.curve_steps:
+            del values["curve_steps"], values["curve_episodes"]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
     def __post_init__(self) -> None:
@@ -122,6 +162,25 @@ class Suite:
         for name, _ in self.collective_options:
             if name not in fields:
                 raise unknown("collective option", name, sorted(fields))
+        steps = (0, *self.curve_steps, self.n_steps)
+        if any(a >= b for a, b in itertools.pairwise(steps)):
+            raise CtdkitError(
+                f"suite {self.name}: curve_steps {list(self.curve_steps)} must increase "
+                f"strictly between 0 and n_steps {self.n_steps}"
+            )
+        if self.curve_episodes < 1:
+            raise CtdkitError(f"suite {self.name}: curve_episodes must be > 0")
+        for protocol in (self.protocol, *self.final_protocols):
+            if protocol not in PROTOCOLS:
+                raise unknown("evaluation protocol", protocol, PROTOCOLS)
+        if self.final_protocols and (
+            self.protocol not in self.final_protocols
+            or len(set(self.final_protocols)) != len(self.final_protocols)
+        ):
+            raise CtdkitError(
+                f"suite {self.name}: final_protocols {list(self.final_protocols)} must name "
+                f"each protocol once, its protocol {self.protocol!r} among them"
+            )
 
 
 def _mt10(name: str, description: str, dataset_id: str, **changes: Any) -> Suite:
@@ -138,6 +197,28 @@ MIXED_LABELLED = "ctdkit/mt10-scripted-random0p5-v1"
 NOISY_LABELLED = "ctdkit/mt10-scripted-noise0p5-v1"
 #: the labelled tiers add the raw-history conditioning (new suites; the others keep their rows)
 LABELLED_ALGOS = (*MT10_ALGOS, "history", "bc-history")
+#: conventional budgets with learning curves (issue 20): every row trained to 50k gradient steps
+#: in one run, evaluated on the way at 5k, 10k and 25k (10 episodes per task) and at 50k (50
+#: episodes per task, official and all-goals); every seed, CQL included
+LONG_BUDGET: dict[str, Any] = dict(
+    n_steps=50_000,
+    curve_steps=(5000, 10_000, 25_000),
+    curve_episodes=10,
+    eval_episodes=50,
+    final_protocols=("official", "all-goals"),
+    seed_limits=(),
+)
+LONG_ALGOS = (
+    "ctd",
+    "history",
+    "oracle",
+    "none",
+    "bc-oracle",
+    "bc-none",
+    "iql-oracle",
+    "td3bc-oracle",
+    "cql-oracle",
+)
 REPLAY = "ctdkit/reach-sac-online-v1"
 #: the DAgger tier (`python -m ctdkit.dagger ... --export-dataset-id`): built by training
 DAGGER = "ctdkit/mt10-dagger-history-v0"
@@ -195,6 +276,25 @@ _SUITES: list[Suite] = [
         "offline RL the executed actions).",
         MIXED_LABELLED,
         algos=LABELLED_ALGOS,
+    ),
+    _mt10(
+        "mt10-expert-50k",
+        "MT10 expert tier at a conventional budget: 50k gradient steps per row, learning "
+        "curve at 5k / 10k / 25k (10 episodes per task), final weights at 50k under the "
+        "official and all-goals protocols (50 episodes per task), 3 seeds, CQL included.",
+        EXPERT,
+        algos=LONG_ALGOS,
+        **LONG_BUDGET,
+    ),
+    _mt10(
+        "mt10-mixed-labelled-50k",
+        "MT10 mixed tier relabelled (BC clones the scripted expert's labels, offline RL the "
+        "executed actions) at a conventional budget: 50k gradient steps per row, learning "
+        "curve at 5k / 10k / 25k (10 episodes per task), final weights at 50k under the "
+        "official and all-goals protocols (50 episodes per task), 3 seeds, CQL included.",
+        MIXED_LABELLED,
+        algos=LONG_ALGOS,
+        **LONG_BUDGET,
     ),
     _mt10(
         "mt10-noisy-labelled",
