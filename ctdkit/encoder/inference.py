@@ -1,5 +1,6 @@
 """Using a trained encoder: ``embed`` (windows -> task embeddings), ``embed_rows`` (relabel a
-dataset), and the input checks that turn a malformed window into one line.
+dataset), ``embed_differentiable`` (the same forward with gradients, for finetuning) and the
+input checks that turn a malformed window into one line.
 
 Inference draws no random numbers and reads or moves no RNG: it runs in eval mode under
 ``inference_mode``.
@@ -58,19 +59,13 @@ class EncoderInference:
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
         with torch.inference_mode(), autocast:
             for start in range(0, len(lengths), batch_size):
-                part = lengths[start : start + batch_size]
-                steps = int(part.max())
                 chunk = slice(start, start + batch_size)
-
-                def move(x, chunk=chunk, steps=steps):
-                    return x[chunk, :steps].to(self.device, non_blocking=True)
-
-                z = forward(
-                    move(observations),
-                    move(actions),
-                    move(rewards),
-                    torch.from_numpy(part).to(self.device),
-                    padded=bool((part != steps).any()),
+                z = self._forward(
+                    forward,
+                    observations[chunk],
+                    actions[chunk],
+                    rewards[chunk],
+                    lengths[chunk],
                 )
                 chunks.append(z.float())
         if chunks:
@@ -80,6 +75,39 @@ class EncoderInference:
         if normalize:
             z = F.normalize(z, dim=-1)
         return z.cpu().numpy() if as_numpy else z
+
+    def embed_differentiable(self, windows: Windows, *, normalize: bool = True) -> torch.Tensor:
+        """Task embeddings ``(B, embedding_dim)`` on the encoder's device *with* gradients to
+        the network's weights: the forward of :meth:`embed` (the same network call on the same
+        inputs) in one chunk, outside ``inference_mode`` and in whatever mode the network is in
+        — the caller chooses (``train()``: dropout, drawn from torch's current RNG). For
+        finetuning the encoder through a downstream loss (the collective's ``ctd-e2e``)."""
+        observations, actions, rewards, lengths = check_windows(windows, self.config)
+        z = self._forward(self.network, observations, actions, rewards, lengths)
+        return F.normalize(z, dim=-1) if normalize else z
+
+    def _forward(
+        self,
+        network,
+        observations: torch.Tensor,
+        actions: torch.Tensor,
+        rewards: torch.Tensor,
+        lengths: np.ndarray,
+    ) -> torch.Tensor:
+        """Raw embeddings of checked windows, cut to their longest (no attention mask when all
+        are full): the one forward of :meth:`embed` and :meth:`embed_differentiable`."""
+        steps = int(lengths.max())
+
+        def move(x):
+            return x[:, :steps].to(self.device, non_blocking=True)
+
+        return network(
+            move(observations),
+            move(actions),
+            move(rewards),
+            torch.from_numpy(lengths).to(self.device),
+            padded=bool((lengths != steps).any()),
+        )
 
     def embed_rows(
         self,
