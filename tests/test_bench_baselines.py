@@ -121,3 +121,73 @@ def test_baseline_success_is_what_its_saved_model_scores(baselines, algo_id):
     assert record["success_by_task"] == result.success_by_task()
     counts = [sum(e["success"] for e in result.episodes if e["task"] == t) for t in data.tasks]
     assert record["mean_success"] == pytest.approx(sum(counts) / (3 * len(data.tasks)))
+
+
+def _no_evaluation(agent, tasks, protocol, seed, **options):
+    """Every episode a failure of 9 steps (what is under test is the training)."""
+    from ctdkit.eval.protocols import EvalResult
+
+    episodes = options["num_episodes"] if protocol == "official" else len(options["goals"])
+    result = EvalResult(protocol, seed, tuple(tasks))
+    result.episodes = [
+        {"task": t, "success": False, "return": 0.0, "length": 9}
+        for t in tasks
+        for _ in range(episodes)
+    ]
+    return result
+
+
+def test_a_stopped_curve_run_of_each_baseline_continues_to_the_same_weights(baselines, tmp_path):
+    """With a curve point at step 7 (odd: TD3+BC updates its actor every 2nd step by d3rlpy's
+    grad_step), each baseline stopped after the point and rerun ends with exactly the networks
+    and optimiser states of the uninterrupted run above (no curve point, same seed)."""
+    import ctdkit.bench.run as bench_run
+    import ctdkit.eval
+
+    suite = dataclasses.replace(baselines["suite"], curve_steps=(7,))
+    config = dataclasses.replace(baselines["config"], out=tmp_path / "runs", save_models=True)
+    train = bench_run._D3rlpyLearner.train
+
+    def stopped(self, n_steps):
+        if self.step >= 7:
+            raise RuntimeError("stopped")
+        return train(self, n_steps)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(suites_module.SUITES, "tiny", suite)
+        patch.setattr(ctdkit.eval, "evaluate", _no_evaluation)
+        patch.setattr(bench_run._D3rlpyLearner, "train", stopped)
+        first = run_bench(config)
+        assert {r["status"] for r in first.results} == {"error"}
+        patch.setattr(bench_run._D3rlpyLearner, "train", train)
+        second = run_bench(config)
+    assert {r["status"] for r in second.results} == {"ok"}
+    for algo_id, learner in ALGOS.items():
+        record = load_records([config.out / "records" / "tiny" / algo_id])[0]
+        assert record["resumed_at"] == [7] and [e["steps"] for e in record["curve"]] == [7, STEPS]
+        [model] = (config.out / "models" / "tiny" / algo_id / "all" / "seed0").glob("*.d3")
+        reference = baselines["config"].out / "models" / "tiny" / algo_id / "all" / "seed0"
+        resumed, uninterrupted = (_state(path) for path in (model, reference / model.name))
+        assert resumed.keys() == uninterrupted.keys(), learner
+        for name, value in uninterrupted.items():
+            assert _equal(resumed[name], value), f"{algo_id}: {name}"
+
+
+def _state(path) -> dict:
+    """Every network and optimiser state of a saved d3rlpy model (``save`` writes the torch
+    state of ``save_model`` inside its pickle)."""
+    import io
+    import pickle
+
+    with open(path, "rb") as file:
+        return torch.load(io.BytesIO(pickle.load(file)["torch"]), weights_only=True)
+
+
+def _equal(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a, b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
