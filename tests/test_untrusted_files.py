@@ -58,8 +58,8 @@ def data(reach_push):
 
 @pytest.fixture(scope="module")
 def files(data, tmp_path_factory):
-    """One file of each kind: collective (oracle, trained a little), ctd collective, expert,
-    encoder."""
+    """One file of each kind: collective (oracle, trained a little), ctd and ctd-e2e
+    collectives, expert, encoder."""
     folder = tmp_path_factory.mktemp("checkpoints")
     learner = CollectiveSACConfig(conditioning="oracle", **{**FAST, "critic": True}).create()
     learner.fit(data, 4, context=make_context("oracle", data), progress=False)
@@ -69,6 +69,9 @@ def files(data, tmp_path_factory):
     ctd = CollectiveSACConfig(conditioning="ctd", view="goal-hidden", **FAST).create()
     ctd.build(39, 4, make_context("ctd", data, encoder))
     ctd.save(folder / "ctd.pt")
+    e2e = CollectiveSACConfig(conditioning="ctd-e2e", view="goal-hidden", **FAST).create()
+    e2e.build(39, 4, make_context("ctd-e2e", data, encoder))
+    e2e.save(folder / "e2e.pt")
     torch.save(expert_record(SACActor(39, 4), "reach-v3", {}), folder / "expert.pt")
     return folder
 
@@ -86,12 +89,13 @@ EXPECTED = {
 
 
 # ----- checkpoints are tensors and plain data, read with weights_only=True ----------------------
-@pytest.mark.parametrize("name", ["collective.pt", "ctd.pt"])
+@pytest.mark.parametrize("name", ["collective.pt", "ctd.pt", "e2e.pt"])
 def test_collective_checkpoint_is_tensors_and_plain_data(files, name):
     state = torch.load(files / name, weights_only=True)
     assert state["format"] == "ctdkit-collective/2"
     _plain(state)  # the ctd encoder travels as its payload, not as pickled bytes of a file
-    if name == "ctd.pt":  # and comes back as the same encoder
+    assert ("encoder_optim" in state) == (name == "e2e.pt")  # and ctd-e2e's optimiser, RNG
+    if name != "collective.pt":  # and comes back as the same encoder
         assert state["context"]["encoder"]["format"] == "ctdkit-encoder/1"
         loaded = CollectiveSAC.load(files / name).context.encoder.network.state_dict()
         original = TrajectoryEncoder.load(files / "encoder.pt").network.state_dict()
@@ -111,7 +115,8 @@ def test_every_loader_reads_with_weights_only(files, monkeypatch):
     for kind, load in LOADERS.items():
         load(files / f"{kind}.pt")
     CollectiveSAC.load(files / "ctd.pt")
-    assert calls == [True] * 4
+    CollectiveSAC.load(files / "e2e.pt")
+    assert calls == [True] * 5
 
 
 def test_an_old_format_collective_checkpoint_is_one_line(files, tmp_path):
@@ -195,6 +200,21 @@ def test_damaged_entries_are_one_line(files, tmp_path):
     state["context"]["encoder"] = torch.load(files / "expert.pt", weights_only=True)
     torch.save(state, tmp_path / "ctd-expert.pt")
     _one_line(CollectiveSAC.load, tmp_path / "ctd-expert.pt", "its encoder\\) is a SAC expert")
+    state = torch.load(files / "e2e.pt", weights_only=True)
+    state["context"]["encoder"] = torch.load(files / "expert.pt", weights_only=True)
+    torch.save(state, tmp_path / "e2e-expert.pt")
+    _one_line(CollectiveSAC.load, tmp_path / "e2e-expert.pt", "its encoder\\) is a SAC expert")
+    state = torch.load(files / "e2e.pt", weights_only=True)
+    del state["encoder_optim"]
+    torch.save(state, tmp_path / "e2e-partial.pt")
+    _one_line(CollectiveSAC.load, tmp_path / "e2e-partial.pt", "damaged: it has no 'encoder_optim'")
+    for rng in ({"cpu": torch.zeros(3)}, {"cpu": "seed"}, [1]):
+        state = torch.load(files / "e2e.pt", weights_only=True)
+        state["encoder_rng"] = rng
+        torch.save(state, tmp_path / "e2e-rng.pt")
+        _one_line(
+            CollectiveSAC.load, tmp_path / "e2e-rng.pt", "collective checkpoint .* is damaged"
+        )
     record = torch.load(files / "expert.pt", weights_only=True)
     record["hidden"] = [7]
     torch.save(record, tmp_path / "expert.pt")
@@ -235,6 +255,7 @@ def test_loading_and_training_leave_torchs_global_rng_alone(files, data):
     learner = CollectiveSAC.load(files / "collective.pt", device="cpu")
     CollectiveSAC.load(files / "ctd.pt", device="cpu")
     learner.fit(data, 3, progress=False)
+    CollectiveSAC.load(files / "e2e.pt", device="cpu").fit(data, 1, progress=False)  # dropout
     CollectiveSACConfig(conditioning="none", **FAST).create().build(
         39, 4, make_context("none", data)
     )

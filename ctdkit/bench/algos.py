@@ -11,6 +11,11 @@ An id is ``[learner-]conditioning``:
   the evaluator's episode history (e.g. ``iql-ctd``, ``bc-oracle``, ``cql-none``,
   ``bc-history``).
 
+``ctd-e2e`` is not a bench conditioning: it finetunes its encoder inside the collective, while
+the bench trains one encoder per seed and shares its precomputed contexts between algorithms
+(:mod:`ctdkit.bench.conditioning`); ``python -m ctdkit.train_collective`` and
+``python -m ctdkit.dagger`` train it.
+
 What a d3rlpy learner's dataset holds as actions (:func:`action_targets`): BC on relabelled
 data (``Transitions.relabelled``: a labeller's action at every visited state) clones those
 labels; BC on other data and every offline-RL learner learn from the executed actions.
@@ -25,17 +30,19 @@ from typing import Any, Literal
 import numpy as np
 
 from ctdkit.collective.agent import HistoryContextAgent
-from ctdkit.collective.config import CONDITIONINGS
+from ctdkit.collective.config import CONDITIONINGS, END_TO_END
 from ctdkit.collective.context import ContextModel
 from ctdkit.envs.observation import apply_view
-from ctdkit.errors import unknown
+from ctdkit.errors import CtdkitError, unknown
 from ctdkit.policies.history import EpisodeHistory
 
 COLLECTIVE = "collective"
 D3RLPY_LEARNERS = ("bc", "iql", "cql", "td3bc")
+#: the conditionings the bench offers (all but ctd-e2e: see the module's docstring)
+BENCH_CONDITIONINGS: tuple[str, ...] = tuple(c for c in CONDITIONINGS if c != END_TO_END)
 ALGO_IDS: tuple[str, ...] = (
-    *CONDITIONINGS,
-    *(f"{learner}-{c}" for learner in D3RLPY_LEARNERS for c in CONDITIONINGS),
+    *BENCH_CONDITIONINGS,
+    *(f"{learner}-{c}" for learner in D3RLPY_LEARNERS for c in BENCH_CONDITIONINGS),
 )
 #: rough relative cost per gradient step (longest runs are scheduled first)
 COST = {"cql": 10.0, "iql": 3.0, "td3bc": 2.5, "bc": 1.0, COLLECTIVE: 1.0}
@@ -51,6 +58,12 @@ class Algo:
 
 
 def parse_algo(algo_id: str) -> Algo:
+    if algo_id.endswith(END_TO_END):
+        raise CtdkitError(
+            f"algorithm {algo_id!r}: the bench has no {END_TO_END} (it shares one frozen "
+            f"encoder per seed); train it with python -m ctdkit.train_collective or "
+            f"python -m ctdkit.dagger --collective.conditioning {END_TO_END}"
+        )
     if algo_id not in ALGO_IDS:
         raise unknown("algorithm", algo_id, ALGO_IDS)
     learner, _, conditioning = algo_id.rpartition("-")

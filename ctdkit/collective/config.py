@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal, get_args
@@ -9,10 +10,15 @@ from typing import ClassVar, Literal, get_args
 from ctdkit.envs.observation import validate_view
 from ctdkit.errors import CtdkitError, unknown
 
-Conditioning = Literal["ctd", "oracle", "none", "history", "ctd+history"]
+Conditioning = Literal["ctd", "oracle", "none", "history", "ctd+history", "ctd-e2e"]
 CONDITIONINGS: tuple[str, ...] = get_args(Conditioning)
 #: the conditionings whose context comes from a trained trajectory encoder
-ENCODER_CONDITIONINGS: tuple[str, ...] = ("ctd", "ctd+history")
+ENCODER_CONDITIONINGS: tuple[str, ...] = ("ctd", "ctd+history", "ctd-e2e")
+#: the conditioning whose encoder the collective finetunes through its distillation loss
+END_TO_END = "ctd-e2e"
+#: fields only ``ctd-e2e`` reads: left out of the other modes' records (checkpoint config, run
+#: settings), which therefore stay what they were before these fields existed
+END_TO_END_FIELDS = ("encoder_lr",)
 #: the longest ``history`` window (Meta-World episodes are 500 steps; a checkpoint asking for
 #: more is refused before it sizes a network)
 MAX_HISTORY_STEPS = 10_000
@@ -41,8 +47,9 @@ class CollectiveSACConfig:
     """
 
     conditioning: Conditioning = "ctd"
-    """Context: CLS embedding (ctd), one-hot task id (oracle), nothing (none), or the raw last
-    rewards and actions of the episode (history)."""
+    """Context: CLS embedding of the frozen encoder (ctd), one-hot task id (oracle), nothing
+    (none), the raw last rewards and actions of the episode (history), CLS beside that window
+    (ctd+history), or the CLS of an encoder finetuned through the distillation loss (ctd-e2e)."""
     history_steps: int = 5
     """Past steps in the `history` context."""
     view: Literal["full", "goal-hidden"] = "full"
@@ -59,6 +66,8 @@ class CollectiveSACConfig:
     """Adam learning rate of the actor."""
     critic_lr: float = 2e-4
     """Adam learning rate of the twin critics."""
+    encoder_lr: float = 1e-4
+    """ctd-e2e: Adam learning rate of the encoder, finetuned through the actor's loss."""
     batch_size: int = 512
     """Rows per gradient step (sampled uniformly from the aggregate of all tasks)."""
     log_std_weight: float = 0.2
@@ -90,7 +99,7 @@ class CollectiveSACConfig:
                 raise CtdkitError(f"hidden widths must be at least 1, got {self.hidden}")
         if self.batch_size < 1:
             raise CtdkitError(f"batch_size must be at least 1, got {self.batch_size}")
-        for name in ("actor_lr", "critic_lr", "obs_std_floor"):
+        for name in ("actor_lr", "critic_lr", "encoder_lr", "obs_std_floor"):
             if not 0 < getattr(self, name) < math.inf:  # NaN fails too
                 raise CtdkitError(f"{name} must be a positive number, got {getattr(self, name)}")
         if not 0 <= self.log_std_weight < math.inf:
@@ -98,6 +107,17 @@ class CollectiveSACConfig:
         for name in ("gamma", "tau"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise CtdkitError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+
+    def record(self) -> dict:
+        """The fields as plain data, as checkpoints and run settings keep them: without the
+        ``ctd-e2e`` fields unless that is the mode (so the records of every other mode, and the
+        digests of their checkpoints, are those of before the fields existed)."""
+        values = dataclasses.asdict(self)
+        values["hidden"] = list(values["hidden"])
+        if self.conditioning != END_TO_END:
+            for name in END_TO_END_FIELDS:
+                del values[name]
+        return values
 
     def create(self, device: str = "cpu"):
         """The learner (a :class:`~ctdkit.collective.CollectiveSAC`) on ``device``."""

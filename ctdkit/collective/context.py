@@ -8,7 +8,10 @@ history), so the two can never disagree. Modes:
 * ``none`` — no context at all (the lower reference),
 * ``ctd`` — the frozen trajectory encoder's CLS embedding of the episode's last <= K steps,
 * ``history`` — the raw last k actions and rewards of the episode (the baseline ``ctd`` must
-  beat: Meta-World's rewards differ per task).
+  beat: Meta-World's rewards differ per task),
+* ``ctd+history`` — the CLS embedding beside the raw window,
+* ``ctd-e2e`` — ``ctd``'s CLS embedding of an encoder finetuned through the distillation loss
+  while the collective trains (:mod:`ctdkit.collective.e2e_context`).
 """
 
 from __future__ import annotations
@@ -91,7 +94,7 @@ def make_context(
     mode: str, data: Transitions, encoder: Any = None, history_steps: int = 5
 ) -> ContextModel:
     """The context model for ``mode`` given the training data (and encoder for ``ctd``, window
-    for ``history``)."""
+    for ``history``; ``ctd-e2e`` takes a copy of the encoder, which it finetunes)."""
     if mode == "none":
         return NoContext()
     if mode == "oracle":
@@ -105,6 +108,10 @@ def make_context(
 
         if mode == "ctd":
             return CLSContext(encoder)
+        if mode == "ctd-e2e":
+            from ctdkit.collective.e2e_context import EndToEndCLSContext
+
+            return EndToEndCLSContext.starting_from(encoder)
         history = HistoryContext(history_steps, data.actions.shape[1])
         return CLSWithHistoryContext(CLSContext(encoder), history)
     raise unknown("conditioning mode", mode, CONDITIONINGS)
@@ -130,6 +137,10 @@ def load_context(
         from ctdkit.collective.cls_context import CLSContext
 
         return CLSContext.from_state(state, encoder, device, source)
+    if mode == "ctd-e2e":
+        from ctdkit.collective.e2e_context import EndToEndCLSContext
+
+        return EndToEndCLSContext.from_state(state, encoder, device, source)
     if mode == "history":
         return HistoryContext.from_state(state)
     if mode == "ctd+history":

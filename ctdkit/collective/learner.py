@@ -2,15 +2,22 @@
 ``save``/``load`` — the d3rlpy shape, with array-indexed batches resident as tensors (d3rlpy's
 per-transition sampler is the bottleneck of its ``fit`` on CPU).
 
-Randomness comes from the learner's own generators (batch indices; policy noise), saved in its
+Randomness comes from the learner's own generators (batch indices; policy noise; ``ctd-e2e``:
+the encoder's dropout, drawn inside a forked RNG from a state of its own), saved in its
 checkpoint: a resumed run continues exactly, and neither training nor loading reads or moves
 torch's global RNG, so a caller's seeded code around it is unaffected.
+
+``ctd-e2e`` (:mod:`ctdkit.collective.e2e_context`): each actor update embeds the sampled rows'
+windows with the encoder in train mode and steps the encoder's own Adam (``encoder_lr``) on the
+same distillation loss; the checkpoint holds the encoder (inside the context), its optimiser and
+its dropout RNG.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ctdkit.collective.config import CollectiveSACConfig
+from ctdkit.collective.config import END_TO_END, CollectiveSACConfig
 from ctdkit.collective.context import ContextModel, load_context
 from ctdkit.collective.networks import TanhGaussianActor, TwinCritic
 from ctdkit.data.loader import Transitions
@@ -29,11 +36,14 @@ from ctdkit.policies.checkpoint import (
     COLLECTIVE,
     checkpoint_damaged,
     read_checkpoint,
+    require_entries,
     resolve_device,
 )
 from ctdkit.progress import progress_bar
 
 REQUIRED_LABELS = ("expert_action_mean", "expert_action_log_std")
+#: what a ctd-e2e checkpoint holds beyond the others: the encoder's optimiser and dropout RNG
+END_TO_END_ENTRIES = ("encoder_optim", "encoder_rng")
 
 
 def td_target(
@@ -55,16 +65,25 @@ class CollectiveSAC:
         self.context: ContextModel | None = None
         self.actor: TanhGaussianActor | None = None
         self.critic: TwinCritic | None = None
+        self.encoder_optim: torch.optim.Adam | None = None  # ctd-e2e: the encoder's optimiser
         self.step = 0
 
     # ------------------------------------------------------------------ build
-    def build(self, obs_dim: int, action_dim: int, context: ContextModel) -> None:
+    def _check_context(self, context: ContextModel) -> None:
         context_view = getattr(context, "view", None)
         if context_view == "full" and self.config.view == "goal-hidden":
             raise CtdkitError(
                 "the encoder sees the 'full' view: it would leak the goal to a 'goal-hidden' "
                 "agent (train the encoder with view='goal-hidden')"
             )
+        if (self.config.conditioning == END_TO_END) != (context.mode == END_TO_END):
+            raise CtdkitError(
+                f"conditioning {self.config.conditioning!r} cannot train on a {context.mode!r} "
+                "context (make_context with the config's conditioning)"
+            )
+
+    def build(self, obs_dim: int, action_dim: int, context: ContextModel) -> None:
+        self._check_context(context)
         c = self.config
         self.context, self.obs_dim, self.action_dim = context, obs_dim, action_dim
         with torch.random.fork_rng(devices=[]):  # weights from the seed; global RNG untouched
@@ -80,6 +99,33 @@ class CollectiveSAC:
         # policy noise: a stream of its own, so the actor's updates do not depend on the critic's
         noise_seed = int(np.random.SeedSequence([c.seed, 1]).generate_state(1)[0])
         self._noise_generator = torch.Generator(device="cpu").manual_seed(noise_seed)
+        if context.mode == END_TO_END:
+            # the encoder's dropout: a stream of its own, seeded like the others
+            dropout_seed = int(np.random.SeedSequence([c.seed, 2]).generate_state(1)[0])
+            self._encoder_rng = {"cpu": torch.Generator().manual_seed(dropout_seed).get_state()}
+            if self.device.type == "cuda":
+                cuda = torch.Generator(device=self.device).manual_seed(dropout_seed)
+                self._encoder_rng["cuda"] = cuda.get_state()
+            self._finetune(context)
+
+    def _finetune(self, context: ContextModel) -> None:
+        """ctd-e2e: the encoder of ``context`` on this device, with a fresh Adam of its own."""
+        context.to(self.device)
+        self.encoder_optim = torch.optim.Adam(
+            context.encoder.network.parameters(), lr=self.config.encoder_lr
+        )
+
+    def replace_context(self, context: ContextModel) -> None:
+        """Condition on ``context`` from now on (DAgger: the round's retrained encoder), of the
+        same width; a ``ctd-e2e`` learner then finetunes the new encoder (fresh optimiser)."""
+        self._check_context(context)
+        if context.dim != self.context.dim:
+            raise CtdkitError(
+                f"the new context has {context.dim} dimensions, the agent's {self.context.dim}"
+            )
+        self.context = context
+        if context.mode == END_TO_END:
+            self._finetune(context)
 
     # ------------------------------------------------------------------ data
     def _tensors(self, data: Transitions) -> dict[str, torch.Tensor]:
@@ -95,12 +141,16 @@ class CollectiveSAC:
                 f"observation width {data.observations.shape[1]} does not match the agent's "
                 f"{self.obs_dim}"
             )
-        context, next_context = self.context.for_transitions(data)
+        if self.encoder_optim is None:
+            context, next_context = self.context.for_transitions(data)
+            contexts = {"context": context, "next_context": next_context}
+        else:  # ctd-e2e: embedded per batch by the encoder as it is then (see update)
+            self.context.attach(data)
+            contexts = {"row": np.arange(len(data))}
         arrays = {
             "obs": apply_view(data.observations, self.config.view),
             "next_obs": apply_view(data.next_observations, self.config.view),
-            "context": context,
-            "next_context": next_context,
+            **contexts,
             "actions": data.actions,
             "rewards": data.rewards,
             "terminated": data.terminated,
@@ -139,14 +189,57 @@ class CollectiveSAC:
         q1, q2 = self.critic(batch["context"], batch["obs"], batch["actions"])
         return F.mse_loss(q1, target) + F.mse_loss(q2, target)
 
+    @contextlib.contextmanager
+    def _encoder_dropout(self) -> Iterator[None]:
+        """Torch's RNG set to the encoder's dropout stream for the block (the caller's global
+        RNG is restored after it; the stream's new state is kept for the next update)."""
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.set_rng_state(self._encoder_rng["cpu"])
+            if cuda:
+                torch.cuda.set_rng_state(self._encoder_rng["cuda"], cuda[0])
+            yield
+            self._encoder_rng = {"cpu": torch.get_rng_state()}
+            if cuda:
+                self._encoder_rng["cuda"] = torch.cuda.get_rng_state(cuda[0])
+
+    def _finetuned_context(self, rows: np.ndarray) -> torch.Tensor:
+        """ctd-e2e: the CLS of the rows' windows with gradients, the encoder in train mode."""
+        network = self.context.encoder.network
+        if not network.training:
+            network.train()
+        with self._encoder_dropout():
+            return self.context.encoder.embed_differentiable(self.context.windows(rows))
+
+    def _critic_contexts(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        """ctd-e2e: detached eval-mode contexts of the rows and of their next observations
+        (the encoder as it is after this step's actor update)."""
+        encoder = self.context.encoder
+        windows = {
+            "context": self.context.windows(rows),
+            "next_context": self.context.next_windows(rows),
+        }
+        return {k: torch.as_tensor(encoder.embed(w)).to(self.device) for k, w in windows.items()}
+
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """One actor update and (if enabled) one critic update plus the target's Polyak step."""
+        """One actor update and (if enabled) one critic update plus the target's Polyak step;
+        ctd-e2e: the actor's loss also steps the encoder."""
+        finetune = self.encoder_optim is not None
+        if finetune:
+            rows = batch["row"].cpu().numpy()
+            batch = {**batch, "context": self._finetuned_context(rows)}
         actor_loss = self.actor_loss(batch)
         self.actor_optim.zero_grad(set_to_none=True)
+        if finetune:
+            self.encoder_optim.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_optim.step()
+        if finetune:
+            self.encoder_optim.step()
         losses = {"actor": actor_loss.item()}
         if self.config.critic:
+            if finetune:
+                batch = {**batch, **self._critic_contexts(rows)}
             critic_loss = self.critic_loss(batch)
             self.critic_optim.zero_grad(set_to_none=True)
             critic_loss.backward()
@@ -205,6 +298,8 @@ class CollectiveSAC:
                 ):
                     self.save(checkpoint)
                 advance(1)
+        if self.encoder_optim is not None:
+            self.context.encoder.network.eval()  # dropout only inside fit, as the encoder's own
         return history
 
     @torch.no_grad()
@@ -218,10 +313,9 @@ class CollectiveSAC:
     def save(self, path: Path) -> None:
         """Config, context model, weights, optimisers, generators and step, written atomically
         as tensors and plain data (it loads with ``weights_only=True``)."""
-        config = dataclasses.asdict(self.config)
         state: dict[str, Any] = {
             "format": COLLECTIVE.format,
-            "config": {**config, "hidden": list(config["hidden"])},
+            "config": self.config.record(),
             "context": self.context.state(),
             "shapes": {"obs_dim": self.obs_dim, "action_dim": self.action_dim},
             "actor": self.actor.state_dict(),
@@ -233,12 +327,25 @@ class CollectiveSAC:
             "noise_generator": self._noise_generator.get_state(),
             "step": self.step,
         }
+        if self.encoder_optim is not None:  # ctd-e2e (the encoder itself is in "context")
+            state["encoder_optim"] = self.encoder_optim.state_dict()
+            state["encoder_rng"] = dict(self._encoder_rng)
         write_atomic(Path(path), lambda tmp: torch.save(state, tmp))
+
+    def _load_encoder_rng(self, saved: dict[str, Any]) -> None:
+        """The saved dropout stream (checked: ``set_state`` refuses anything but an RNG state);
+        a CUDA stream only where this learner runs on CUDA and one was saved."""
+        torch.Generator().set_state(saved["cpu"])
+        self._encoder_rng["cpu"] = saved["cpu"]
+        if "cuda" in self._encoder_rng and "cuda" in saved:
+            torch.Generator(device=self.device).set_state(saved["cuda"])
+            self._encoder_rng["cuda"] = saved["cuda"]
 
     @classmethod
     def load(cls, path: Path, device: str = "cpu", encoder: Any = None) -> CollectiveSAC:
         """The learner saved in ``path``, on ``device``, ready to act or to continue ``fit``
-        exactly (a ``ctd`` agent brings its own encoder unless ``encoder`` is given)."""
+        exactly (a ``ctd`` agent brings its own encoder unless ``encoder`` is given; a ``ctd-e2e``
+        agent always acts with the one it finetuned)."""
         device = str(resolve_device(device))
         state = read_checkpoint(path, COLLECTIVE)
         try:
@@ -254,6 +361,10 @@ class CollectiveSAC:
                 getattr(agent, name).load_state_dict(state[name])
             agent._generator.set_state(state["generator"])
             agent._noise_generator.set_state(state["noise_generator"])
+            if agent.encoder_optim is not None:
+                require_entries(state, COLLECTIVE, str(path), END_TO_END_ENTRIES)
+                agent.encoder_optim.load_state_dict(state["encoder_optim"])
+                agent._load_encoder_rng(state["encoder_rng"])
             agent.step = int(state["step"])
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as error:
             raise checkpoint_damaged(COLLECTIVE, str(path), error) from error

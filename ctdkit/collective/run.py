@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -30,7 +29,8 @@ class TrainCollectiveConfig:
     collective: CollectiveSACConfig = field(default_factory=CollectiveSACConfig)
     """Learner settings (conditioning mode, view, sizes, learning rates)."""
     encoder: Path | None = None
-    """Trained encoder weights (`encoder.pt` of `ctdkit.train_encoder`); needed for `ctd`."""
+    """Trained encoder weights (`encoder.pt` of `ctdkit.train_encoder`); needed for `ctd`,
+    `ctd+history` and `ctd-e2e` (which finetunes a copy of it)."""
     n_steps: int = 50_000
     """Total updates of the run (a resumed run trains the remainder)."""
     device: str = "cpu"
@@ -63,7 +63,7 @@ class TrainCollectiveResult:
 
 def settings(config: TrainCollectiveConfig) -> dict:
     """What ``--resume`` must match (``n_steps`` may grow: a run can be extended)."""
-    return {"dataset_id": config.dataset_id, "collective": dataclasses.asdict(config.collective)}
+    return {"dataset_id": config.dataset_id, "collective": config.collective.record()}
 
 
 def _recorded(out: Path) -> dict | None:

@@ -200,10 +200,19 @@ def check_checkpoint(
                 f"(expected {' or '.join(k.format for k in kinds)})"
             )
         raise CtdkitError(f"{source} is not a ctdkit {what} ({made_by} writes one)")
-    missing = [key for key in kind.required if key not in payload]
+    require_entries(payload, kind, source, kind.required)
+    return payload
+
+
+def require_entries(
+    payload: dict[str, Any], kind: CheckpointKind, source: str, keys: Sequence[str]
+) -> None:
+    """One line naming the first of ``keys`` that ``payload`` lacks (the entries every file of
+    ``kind`` holds, or those of one mode of it, e.g. a ``ctd-e2e`` collective's encoder
+    optimiser)."""
+    missing = [key for key in keys if key not in payload]
     if missing:
         raise CtdkitError(f"{kind.name} {source} is damaged: it has no {missing[0]!r} entry")
-    return payload
 
 
 def checkpoint_damaged(kind: CheckpointKind, source: str, error: Exception) -> CtdkitError:
