@@ -78,7 +78,9 @@ class DaggerConfig:
     encoder_steps: int = 300
     """Encoder updates when it is trained (ctd)."""
     encoder_schedule: Literal["retrained", "frozen"] = "retrained"
-    """ctd: train a new encoder on the aggregate every round, or keep round 0's."""
+    """ctd: train a new encoder on the aggregate every round, or keep round 0's. ctd-e2e: the
+    collective finetunes a new one every round (`retrained`), or keeps finetuning its own,
+    which started from round 0's (`frozen`: the self-supervised encoder is trained once)."""
     eval_seeds: tuple[int, ...] = (FIRST_EVAL_SEED,)
     """Evaluation seeds (>= 100: goals never used for collection)."""
     screening_episodes: int = 10
@@ -151,6 +153,7 @@ class DaggerConfig:
             *("export_dataset_id", "root"),
         )
         kept = {k: v for k, v in dataclasses.asdict(self).items() if k not in ignored}
+        kept["collective"] = self.collective.record()  # ctd-e2e's fields for ctd-e2e only
         kept["tasks"] = list(self.resolved_tasks())
         if self.collective.conditioning not in ENCODER_CONDITIONINGS:  # no encoder
             for name in ("encoder", "encoder_steps", "encoder_schedule"):

@@ -6,6 +6,7 @@ A run folder holds, per round ``i``::
 
     datasets/dagger/round-<i>/<task>-v0   the round's Minari datasets (a group, published whole)
     round-<i>/encoder/                    ctd: the encoder trained on rounds 0..i (checkpoints)
+                                          (ctd-e2e: where its collective's finetuning starts)
     round-<i>/collective.pt               the collective after round i (checkpoint.pt mid-way)
     round-<i>/screening/                  the screening evaluation (held-out seeds)
     round-<i>/round.json                  the round's record, written last: a round is done
@@ -27,7 +28,7 @@ import torch
 
 from ctdkit.collect import CollectConfig, collect
 from ctdkit.collective import CollectiveSAC, make_context
-from ctdkit.collective.config import ENCODER_CONDITIONINGS
+from ctdkit.collective.config import ENCODER_CONDITIONINGS, END_TO_END
 from ctdkit.dagger.acting import DaggerActing
 from ctdkit.dagger.config import DaggerConfig, beta_schedule, collect_seed
 from ctdkit.dagger.tier import export_tier
@@ -122,7 +123,7 @@ def _round(config: DaggerConfig, index: int) -> dict:
         "actor_steps": learner.step,
         "acting_checkpoint_sha256": acting_sha,
         # content digests: the same command gives the same ones (file bytes differ per save)
-        "encoder_digest": None if encoder is None else _digest(_encoder_path(config, index)),
+        "encoder_digest": _encoder_digest(config, index, encoder, weights),
         "collective_digest": _digest(weights),
         "data_checksum": data.checksum,
         "screening": None,
@@ -139,6 +140,20 @@ def _round(config: DaggerConfig, index: int) -> dict:
 
 def _digest(path: Path) -> str:
     return content_digest(read_checkpoint(path, (COLLECTIVE, ENCODER)))
+
+
+def _encoder_digest(
+    config: DaggerConfig, index: int, encoder: TrajectoryEncoder | None, weights: Path
+) -> str | None:
+    """The content digest of the encoder the round's collective acts with: the round's encoder
+    file, or for ctd-e2e the finetuned encoder inside the collective's checkpoint (its config
+    and weights: what it computes, not the self-supervised training log it carries along)."""
+    if encoder is None:
+        return None
+    if config.collective.conditioning == END_TO_END:
+        finetuned = read_checkpoint(weights, COLLECTIVE)["context"]["encoder"]
+        return content_digest({key: finetuned[key] for key in ("config", "weights")})
+    return _digest(_encoder_path(config, index))
 
 
 def _collect_round(
@@ -216,7 +231,8 @@ def _train_collective(
     previous: Path | None,
 ) -> CollectiveSAC:
     """The collective after round ``index``: ``collective_steps`` more updates on the aggregate,
-    warm-started from round ``index - 1``'s (a ctd agent gets this round's encoder)."""
+    warm-started from round ``index - 1``'s (a ctd agent gets this round's encoder; a ctd-e2e
+    agent finetunes it, or with ``--encoder-schedule frozen`` keeps finetuning its own)."""
     directory = config.out / f"round-{index}"
     weights, checkpoint = directory / WEIGHTS_FILE, directory / CHECKPOINT_FILE
     if weights.is_file():
@@ -231,7 +247,9 @@ def _train_collective(
         learner = collective.create()
     else:
         learner = CollectiveSAC.load(previous)
-        learner.context = context  # a retrained encoder's embeddings (the same for the others)
+        keeps_own = collective.conditioning == END_TO_END and config.encoder_schedule == "frozen"
+        if not keeps_own:  # a retrained encoder's embeddings (the same for the others)
+            learner.replace_context(context)
     target = (index + 1) * config.collective_steps
     learner.fit(
         data,
