@@ -125,3 +125,20 @@ def test_the_scripted_policy_leaves_the_observation_it_is_given_alone():
     ScriptedPolicy("door-open-v3").act(obs)
     env.close()
     np.testing.assert_array_equal(obs, before)
+
+
+def test_content_digest_covers_weights_and_values_but_not_timings():
+    import torch
+
+    from ctdkit.policies.checkpoint import content_digest
+
+    def state(seconds: float, weight: float = 1.0, loss: float = 0.5) -> dict:
+        return {
+            "weights": {"w": torch.full((2, 3), weight)},
+            "history": [{"step": 100, "loss": loss, "seconds": seconds}],
+        }
+
+    assert content_digest(state(20.1)) == content_digest(state(1058.7))  # wall clock only
+    assert content_digest(state(20.1)) != content_digest(state(20.1, weight=1.0 + 1e-7))
+    assert content_digest(state(20.1)) != content_digest(state(20.1, loss=0.25))
+    assert content_digest({"w": torch.zeros(6)}) != content_digest({"w": torch.zeros(2, 3)})

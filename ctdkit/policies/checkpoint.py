@@ -221,13 +221,21 @@ def checkpoint_damaged(kind: CheckpointKind, source: str, error: Exception) -> C
     return CtdkitError(f"{kind.name} {source} is damaged ({_short(reason)})")
 
 
+#: entries that time a run rather than describe its content (an encoder's training history
+#: logs wall-clock seconds): left out of :func:`content_digest`
+TIMING_KEYS = frozenset({"seconds", "cpu_seconds", "wall_seconds"})
+
+
 def content_digest(state: Any) -> str:
     """sha256 of a checkpoint's content (every tensor's name, dtype, shape and bytes, and the
     plain values), independent of the file: ``torch.save`` writes a fresh serialization id into
-    every file, so two saves of the same weights differ byte for byte."""
+    every file, so two saves of the same weights differ byte for byte. Timings
+    (:data:`TIMING_KEYS`) are not content: the same command gives the same digest."""
     h = hashlib.sha256()
 
     def walk(value: Any, name: str) -> None:
+        if name.rpartition(".")[2] in TIMING_KEYS:
+            return
         if isinstance(value, torch.Tensor):
             array = value.detach().cpu().contiguous()
             h.update(f"{name}|{array.dtype}|{tuple(array.shape)}|".encode())
