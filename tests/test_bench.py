@@ -910,12 +910,14 @@ def test_collective_ablation_suites_change_one_learner_setting_and_refuse_unknow
             "mt10-expert-e50-no-log-std",
             "mt10-expert-e50-std-floor",
             "mt10-expert-e50-lr3e-4",
+            "mt10-expert-e50-context-std",
         )
     }
     assert changed == {
         "mt10-expert-e50-no-log-std": {"log_std_weight": 0.0},
         "mt10-expert-e50-std-floor": {"obs_std_floor": 1e-3},
         "mt10-expert-e50-lr3e-4": {"actor_lr": 3e-4},
+        "mt10-expert-e50-context-std": {"normalize_context": True},
     }
     # suites without ablations keep the settings (and record fingerprints) they had
     assert "collective_options" not in SUITES["mt10-expert"].settings()

@@ -213,3 +213,35 @@ def test_observations_are_standardised_by_the_training_data(data, oracle):
     raw = CollectiveSACConfig(conditioning="oracle", normalize_observations=False, **FAST).create()
     raw.fit(data, 1, context=make_context("oracle", data), progress=False)
     assert torch.all(raw.actor.obs_norm.mean == 0) and torch.all(raw.actor.obs_norm.std == 1)
+
+
+def test_the_context_is_standardised_only_when_asked(data, oracle, tmp_path):
+    context = make_context("oracle", data)
+    scaled = CollectiveSACConfig(conditioning="oracle", normalize_context=True, **FAST).create()
+    scaled.fit(data, 5, context=context, progress=False)
+    one_hot = torch.as_tensor(context.for_transitions(data)[0])
+    for net in (scaled.actor, scaled.critic, scaled.critic_target):
+        torch.testing.assert_close(net.context_norm.mean, one_hot.mean(0))
+        torch.testing.assert_close(net.context_norm.std, one_hot.std(0).clamp_min(0.05))
+    # the actor sees the standardised one-hot: its first layer gets (c - mean) / std
+    obs = data.observations[:3]
+    c = one_hot[:3].numpy()
+    x = torch.cat(
+        [
+            scaled.actor.context_norm(torch.as_tensor(c)),
+            scaled.actor.obs_norm(torch.as_tensor(obs)),
+        ],
+        dim=-1,
+    )
+    expected = torch.tanh(scaled.actor.gaussian(x)[0]).detach().numpy()
+    np.testing.assert_allclose(scaled.predict(obs, c), expected, rtol=1e-6)
+    path = tmp_path / "scaled.pt"
+    scaled.save(path)
+    loaded = CollectiveSAC.load(path)
+    assert loaded.config.normalize_context
+    np.testing.assert_array_equal(loaded.predict(obs, c), scaled.predict(obs, c))
+    # off (the default): no context state and no new field in the record, as before the option
+    assert "normalize_context" not in oracle.config.record()
+    assert not any("context_norm" in key for key in oracle.actor.state_dict())
+    with pytest.raises(CtdkitError, match="normalize_context does not apply to ctd-e2e"):
+        CollectiveSACConfig(conditioning="ctd-e2e", normalize_context=True)

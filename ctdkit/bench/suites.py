@@ -238,6 +238,11 @@ COLLECTIVE_ABLATIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         {"collective_options": (("obs_std_floor", 1e-3),)},
     ),
     ("-lr3e-4", "; ablation: actor learning rate 3e-4 instead of 1e-3", {"collective_lr": 3e-4}),
+    (
+        "-context-std",
+        "; ablation: the one-hot standardised with the observations, as d3rlpy's inputs",
+        {"collective_options": (("normalize_context", True),)},
+    ),
 )
 
 _SUITES: list[Suite] = [

@@ -62,6 +62,11 @@ class CollectiveSACConfig:
     poorly."""
     obs_std_floor: float = 0.05
     """Smallest std used for standardising (dimensions constant in the data, e.g. a hidden goal)."""
+    normalize_context: bool = False
+    """Also standardise the context by the training rows' per-dimension mean/std (floored as
+    observations), as d3rlpy's baselines standardise [context, observation] together: a
+    one-hot then spans about ±3 instead of 0/1, and the small differences between the tasks'
+    CLS embeddings are stretched to unit scale."""
     actor_lr: float = 2e-4
     """Adam learning rate of the actor."""
     critic_lr: float = 2e-4
@@ -94,6 +99,10 @@ class CollectiveSACConfig:
                 f"history_steps must be in 1..{MAX_HISTORY_STEPS}, got {self.history_steps}"
             )
         validate_view(self.view)
+        if self.normalize_context and self.conditioning == END_TO_END:
+            raise CtdkitError(
+                "normalize_context does not apply to ctd-e2e: its contexts move while it trains"
+            )
         for width in self.hidden:
             if width < 1:
                 raise CtdkitError(f"hidden widths must be at least 1, got {self.hidden}")
@@ -110,13 +119,15 @@ class CollectiveSACConfig:
 
     def record(self) -> dict:
         """The fields as plain data, as checkpoints and run settings keep them: without the
-        ``ctd-e2e`` fields unless that is the mode (so the records of every other mode, and the
-        digests of their checkpoints, are those of before the fields existed)."""
+        ``ctd-e2e`` fields unless that is the mode, and without ``normalize_context`` while it is
+        off (so earlier records, and the digests of their checkpoints, stay as they were)."""
         values = dataclasses.asdict(self)
         values["hidden"] = list(values["hidden"])
         if self.conditioning != END_TO_END:
             for name in END_TO_END_FIELDS:
                 del values[name]
+        if not self.normalize_context:
+            del values["normalize_context"]
         return values
 
     def create(self, device: str = "cpu"):

@@ -88,8 +88,9 @@ class CollectiveSAC:
         self.context, self.obs_dim, self.action_dim = context, obs_dim, action_dim
         with torch.random.fork_rng(devices=[]):  # weights from the seed; global RNG untouched
             torch.default_generator.manual_seed(c.seed)
-            self.actor = TanhGaussianActor(context.dim, obs_dim, action_dim, c.hidden)
-            self.critic = TwinCritic(context.dim, obs_dim, action_dim, c.hidden)
+            sizes = (context.dim, obs_dim, action_dim, c.hidden, c.normalize_context)
+            self.actor = TanhGaussianActor(*sizes)
+            self.critic = TwinCritic(*sizes)
         self.actor.to(self.device)
         self.critic.to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)  # init from critic
@@ -277,6 +278,9 @@ class CollectiveSAC:
         if self.step == 0 and self.config.normalize_observations:
             for net in (self.actor, self.critic, self.critic_target):
                 net.obs_norm.fit(tensors["obs"], self.config.obs_std_floor)
+        if self.step == 0 and self.config.normalize_context:
+            for net in (self.actor, self.critic, self.critic_target):
+                net.context_norm.fit(tensors["context"], self.config.obs_std_floor)
         history: list[dict[str, float]] = []
         running: dict[str, float] = {}
         count, end = 0, self.step + n_steps

@@ -37,14 +37,22 @@ class TanhGaussianActor(TanhGaussianMLP):
     """π(a | c, s) = tanh(N(μ, σ²)) on [context, standardised obs] (the SAC actor of
     :mod:`ctdkit.policies.networks`)."""
 
-    def __init__(self, context_dim: int, obs_dim: int, action_dim: int, hidden: Sequence[int]):
+    def __init__(
+        self,
+        context_dim: int,
+        obs_dim: int,
+        action_dim: int,
+        hidden: Sequence[int],
+        normalize_context: bool = False,
+    ):
         super().__init__(context_dim + obs_dim, action_dim, hidden)
         self.obs_norm = Standardize(obs_dim)
+        self.context_norm = context_norm(context_dim, normalize_context)
 
     def forward(
         self, context: torch.Tensor, obs: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.gaussian(torch.cat([context, self.obs_norm(obs)], dim=-1))
+        return self.gaussian(torch.cat([self.context_norm(context), self.obs_norm(obs)], dim=-1))
 
     def sample(
         self, context: torch.Tensor, obs: torch.Tensor, generator: torch.Generator
@@ -58,11 +66,25 @@ class TwinCritic(networks.TwinCritic):
     """The twin critics of :mod:`ctdkit.policies.networks` on [context, standardised obs,
     action]; targets use their minimum (clipped double-Q)."""
 
-    def __init__(self, context_dim: int, obs_dim: int, action_dim: int, hidden: Sequence[int]):
+    def __init__(
+        self,
+        context_dim: int,
+        obs_dim: int,
+        action_dim: int,
+        hidden: Sequence[int],
+        normalize_context: bool = False,
+    ):
         super().__init__(context_dim + obs_dim + action_dim, hidden)
         self.obs_norm = Standardize(obs_dim)
+        self.context_norm = context_norm(context_dim, normalize_context)
 
     def forward(
         self, context: torch.Tensor, obs: torch.Tensor, action: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return super().forward(context, self.obs_norm(obs), action)
+        return super().forward(self.context_norm(context), self.obs_norm(obs), action)
+
+
+def context_norm(dim: int, normalize: bool) -> nn.Module:
+    """The context's standardisation, or the identity (no state: the weights of a network
+    without it are those of before the option existed)."""
+    return Standardize(dim) if normalize else nn.Identity()

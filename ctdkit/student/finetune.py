@@ -74,8 +74,12 @@ class FinetuneSAC(SACLearner):
         if self.critics_loaded:
             critic = copy.deepcopy(source.critic).train().requires_grad_(True)
         else:  # new weights from --sac.seed; observations standardised as the actor's are
-            critic = TwinCritic(dim, source.obs_dim, source.action_dim, source.config.hidden)
+            config = source.config
+            critic = TwinCritic(
+                dim, source.obs_dim, source.action_dim, config.hidden, config.normalize_context
+            )
             critic.obs_norm.load_state_dict(source.actor.obs_norm.state_dict())
+            critic.context_norm.load_state_dict(source.actor.context_norm.state_dict())
         return ContextActor(actor, dim), ContextCritic(critic, dim)
 
     def actor_learns(self) -> bool:
