@@ -171,9 +171,9 @@ def test_interrupted_collection_leaves_nothing_visible_and_resumes_to_same_check
         "reach-v3",
         "push-v3",
         "--episodes-per-task",
-        "8",
+        "6",
         "--max-episode-steps",
-        "150",
+        "100",
         "--ref-episodes",
         "1",
         "--seed",
@@ -204,7 +204,7 @@ def test_interrupted_collection_leaves_nothing_visible_and_resumes_to_same_check
         assert process.returncode == 130 and "--resume" in stderr
     assert _visible_datasets(root) == []
     staged = _staged_shards(root)
-    assert 4 <= staged < 2 * (8 + 2)
+    assert 4 <= staged < 2 * (6 + 2)
 
     refused = _collect_cli(args, root)
     assert refused.returncode == 2 and "--resume" in refused.stderr

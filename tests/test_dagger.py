@@ -164,7 +164,7 @@ def _cli(out: Path) -> list[str]:
         "--collective.batch-size",
         "64",
         "--collective-steps",
-        "1500",
+        "600",
         "--checkpoint-every",
         "100",
         "--screening-episodes",

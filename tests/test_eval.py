@@ -27,10 +27,10 @@ TASKS = ("reach-v3", "push-v3")
 
 
 def test_official_protocol_reproduces_metaworld_evaluation():
-    ours = evaluate_official(ScriptedAgent(noise=1.0, seed=3), TASKS, seed=1, num_episodes=8)
+    ours = evaluate_official(ScriptedAgent(noise=1.0, seed=3), TASKS, seed=1, num_episodes=4)
     envs = _official_envs(TASKS, 1)
     _, _, theirs, their_returns = evaluation(
-        MetaWorldAgent(ScriptedAgent(noise=1.0, seed=3), TASKS), envs, num_episodes=8
+        MetaWorldAgent(ScriptedAgent(noise=1.0, seed=3), TASKS), envs, num_episodes=4
     )
     assert ours.success_by_task() == pytest.approx(theirs)
     for task in TASKS:

@@ -58,9 +58,9 @@ class NoisyScripted:
 
 
 def test_official_protocol_equals_metaworlds_own_mt10_evaluation():
-    """Both sides run 2 episodes per MT10 task for the same agent and seed: per-task success
+    """Both sides run 1 episode per MT10 task for the same agent and seed: per-task success
     rates and every episode's return are equal."""
-    seed, episodes, noise = 5, 2, 0.7
+    seed, episodes, noise = 5, 1, 0.7
     envs = gym.make_vec("Meta-World/MT10", vector_strategy="sync", seed=seed)
     try:
         names = {cls.__name__: name for name, cls in ALL_V3_ENVIRONMENTS.items()}
