@@ -86,13 +86,13 @@ def main(args: Args) -> dict:
     from ctdkit.bench.algos import conditioned
     from ctdkit.bench.data import conditioned_dataset, ensure_dataset
     from ctdkit.bench.records import environment
-    from ctdkit.bench.run import _quiet_d3rlpy
     from ctdkit.bench.suites import get_suite
+    from ctdkit.cli import quiet_d3rlpy
     from ctdkit.collective import make_context
     from ctdkit.data import load_transitions
 
     torch.set_num_threads(args.threads)
-    _quiet_d3rlpy()
+    quiet_d3rlpy()
     suite = get_suite(args.suite)
     ensure_dataset(suite.dataset_id, args.root, suite.recipe)
     start = time.perf_counter()
