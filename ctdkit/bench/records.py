@@ -198,16 +198,9 @@ def record_problem(record: object) -> str | None:
     expected = _suite_tasks(record["suite"])
     if expected is not None and sorted(tasks) != sorted(expected):
         return f"its tasks {tasks} are not suite {record['suite']}'s {list(expected)}"
-    success = record["success_by_task"]
-    for task in tasks:
-        if task not in success:
-            return f"no success for task {task!r}"
-        value = success[task]
-        if not (_is_number(value) and math.isfinite(value) and 0.0 <= value <= 1.0):
-            return f"success of {task} is {_shown(value)}, not a number in [0, 1]"
-    extra = sorted(set(success) - set(tasks))
-    if extra:
-        return f"success for task {extra[0]!r}, which is not among its dataset's tasks"
+    problem = scores_problem(record["success_by_task"], tasks, "success_by_task")
+    if problem:
+        return problem
     resumed = record.get("resumed_at", [])
     if not (isinstance(resumed, list) and all(_is_int(s) and s > 0 for s in resumed)):
         return f"field 'resumed_at' is {_shown(resumed)}, not a list of positive integers"
@@ -226,6 +219,21 @@ _CURVE_KEYS: dict[str, tuple[Callable[[object], bool], str]] = {
     "eval_seconds": (lambda v: _is_number(v) and v >= 0, "a non-negative number"),
     "env_steps": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
 }
+
+
+def scores_problem(scores: dict, tasks: list, where: str) -> str | None:
+    """Why per-task success rates ``scores`` are not one number in [0, 1] for each of
+    ``tasks`` and nothing else (the top-level ones and every curve point's), or None."""
+    for task in tasks:
+        if task not in scores:
+            return f"{where} has no success for task {task!r}"
+        value = scores[task]
+        if not (_is_number(value) and math.isfinite(value) and 0.0 <= value <= 1.0):
+            return f"{where} scores {task} {_shown(value)}, not a number in [0, 1]"
+    extra = sorted(set(scores) - set(tasks))
+    if extra:
+        return f"{where} scores {extra[0]!r}, which is not among its tasks"
+    return None
 
 
 def curve_problem(curve: object, record: dict[str, Any], tasks: list[str]) -> str | None:
@@ -258,16 +266,9 @@ def curve_problem(curve: object, record: dict[str, Any], tasks: list[str]) -> st
         if point in seen:
             return f"{where} repeats step {point[0]} under {point[1]}"
         seen.add(point)
-        per_task = entry["per_task"]
-        for task in tasks:
-            if task not in per_task:
-                return f"{where}.per_task has no success for task {task!r}"
-            value = per_task[task]
-            if not (_is_number(value) and math.isfinite(value) and 0.0 <= value <= 1.0):
-                return f"{where}.per_task scores {task} {_shown(value)}, not a number in [0, 1]"
-        extra = sorted(set(per_task) - set(tasks))
-        if extra:
-            return f"{where}.per_task scores {extra[0]!r}, which is not among its tasks"
+        problem = scores_problem(entry["per_task"], tasks, f"{where}.per_task")
+        if problem:
+            return problem
     final = (steps, settings.get("protocol"))
     entry = next((e for e in curve if (e["steps"], e["protocol"]) == final), None)
     if entry is None:
