@@ -168,6 +168,10 @@ def test_manifest_is_written_into_a_recipe_and_matches_the_remote(tiny, store, t
     assert other.read_text() == 'id = "test/other-v0"\n'
 
 
+ZEROS = "0" * 64
+CHECKSUM = f'content_checksum = "{ZEROS}"\n'
+
+
 def test_verify_against_a_recipe_manifest(tiny, store, tmp_path, capsys):
     """A downloaded copy passes `verify --recipe`; a recipe whose manifest names a file the copy
     lacks, or a member the local group does not have, fails it in one line per problem."""
@@ -197,9 +201,10 @@ def test_verify_against_a_recipe_manifest(tiny, store, tmp_path, capsys):
     recipe.write_text(
         text.replace(
             f'[manifest."{member}"]\n',
-            f'[manifest."{member}"]\nfiles."data/extra.bin" = {{ sha256 = "00", size = 1 }}\n',
+            f'[manifest."{member}"]\nfiles."data/extra.bin" = {{ sha256 = "{ZEROS}", size = 1 }}\n',
         )
-        + '\n[manifest."test/absent/x-v0"]\ncontent_checksum = "0"\nfiles = {}\n'
+        + f'\n[manifest."test/absent/x-v0"]\n{CHECKSUM}'
+        + f'files."data/main_data.hdf5" = {{ sha256 = "{ZEROS}", size = 1 }}\n'
     )
     problems = verify(tiny.group_id, cache, recipe_manifests(recipe, tiny.group_id))
     assert problems == [
@@ -208,3 +213,31 @@ def test_verify_against_a_recipe_manifest(tiny, store, tmp_path, capsys):
     ]
     with pytest.raises(CtdkitError, match=r"fails verification: .*extra\.bin is missing"):
         main(tyro.cli(Command, args=args))
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (CHECKSUM, "has no 'files' object"),
+        (CHECKSUM + f'files."../../escape" = {{ sha256 = "{ZEROS}", size = 1 }}\n', "escape"),
+        (f'files."data/x" = {{ sha256 = "{ZEROS}", size = 1 }}\n', "content_checksum"),
+        (CHECKSUM + 'files."data/x" = { sha256 = "zz", size = 1 }\n', "not 64 hex digits"),
+    ],
+)
+def test_verify_refuses_a_malformed_recipe_manifest(tiny, store, tmp_path, table, message):
+    """A recipe's manifest table is untrusted input: a member without files, a file name outside
+    the dataset folder, a missing checksum or a non-hex digest is one line, not a KeyError."""
+    import tyro
+
+    from ctdkit.datasets import Command, main
+
+    cache = tmp_path / "cache"
+    with serve(store) as url:
+        download(tiny.group_id, url, root=cache)
+    recipe = tmp_path / "tiny.toml"
+    member = tiny.tasks[0].dataset_id
+    recipe.write_text(f'id = "{tiny.group_id}"\n\n[manifest."{member}"]\n{table}')
+    args = ["verify", tiny.group_id, "--root", str(cache), "--recipe", str(recipe)]
+    with pytest.raises(CtdkitError, match=message) as refused:
+        main(tyro.cli(Command, args=args))
+    assert "\n" not in str(refused.value)

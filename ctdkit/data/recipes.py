@@ -93,6 +93,8 @@ def recipe_manifests(recipe: Path, dataset_id: str) -> dict[str, dict[str, Any]]
     parsed = read_recipe(recipe, dataset_id)[1]
     if not parsed.get("manifest"):
         raise CtdkitError(f"recipe {recipe} records no published manifest")
+    if not isinstance(parsed["manifest"], dict):
+        raise CtdkitError(f"recipe {recipe}: 'manifest' is not a table of member manifests")
     return parsed["manifest"]
 
 

@@ -610,6 +610,10 @@ def verify(
     problems = [p for member in members for p in local_problems(member, root)]
     if expected is None or problems:
         return problems
+    for member, manifest in expected.items():
+        if not isinstance(manifest, dict):
+            raise CtdkitError(f"the recipe's manifest of {member} is not a table: refused")
+        check_manifest(manifest, f"the recipe's manifest of {member}")
     for member in sorted(set(expected) - set(members)):
         problems.append(f"{member} is in the recipe's manifest but not in the local {dataset_id}")
     for member in members:
