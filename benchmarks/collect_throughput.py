@@ -1,27 +1,33 @@
-"""Collection throughput, side by side in one run: bare env+scripted-policy loop vs.
+"""Collection throughput, side by side in one run: the bare env+scripted-policy loop vs.
 ``ctdkit.collect`` with 1 and 2 workers, and with the Ray backend on 2 CPUs (and the peak RSS
 of a larger collection).
 
-    python benchmarks/collect_throughput.py                      # defaults below
-    python benchmarks/collect_throughput.py --episodes 20 --rss-steps 100000
+    python benchmarks/collect_throughput.py \\
+        --json-out benchmarks/leaderboard/throughput/collect-cpu.json
+    python benchmarks/collect_throughput.py --episodes 30 --no-ray --rss-steps 0
 
-The bare loop builds each task's env once and steps the scripted policy, recording nothing;
-``collect`` does everything it always does (env build per worker, shards, Minari write,
-checksum). Ratios are steps/s relative to the bare loop measured in the same run. The Ray row
-runs the same collection as Ray tasks (a local Ray with 2 CPUs, or ``--ray-address``); Ray's
-start-up (seconds, once per process or cluster) is timed apart, not in its steps/s. With
-``--repeats N`` every row runs N times, interleaved, and keeps its best rate. Peak RSS is
-measured in a child process collecting ``rss_steps`` steps, to show memory stays flat.
+The workload is fixed: ``episodes`` episodes each of reach and push (500 steps). The bare loop
+builds each task's env once and steps the scripted policy, recording nothing; ``collect`` does
+everything it always does (env build per worker, shards, Minari write, checksum). The rows are
+timed interleaved (``timing.interleaved``: every row once per round, the order rotated), each
+ratio is taken within a round, and the median and spread over the rounds go to ``--json-out``
+with the load average at the start and the end (``benchmarks/render_figures.py`` writes the
+docs' table from that file). The Ray row runs the same collection as Ray tasks (a local Ray
+with 2 CPUs started afresh for each sample, or ``--ray-address``), interleaved with the local
+2-worker row in a second phase: Ray's daemons take CPU while they live, so they must not
+overlap the local rows' own rounds. Ray's start-up (seconds, once per process or cluster) is
+timed apart, not in its steps/s. Before every collection the process's cached env is dropped,
+so each row builds its envs (~1 s each) as a fresh process does: equal work.
+Peak RSS is measured in a child process collecting ``rss_steps`` steps, to show memory stays
+flat.
 """
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
 import json
+import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,13 +36,16 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import timing  # before torch: pins OMP_NUM_THREADS
 import tyro
 
 from ctdkit.collect import CollectConfig, collect
+from ctdkit.collect.jobs import clear_env_cache
 from ctdkit.envs import make_env
 from ctdkit.policies import ScriptedPolicy
 
 warnings.filterwarnings("ignore")
+RAY_CPUS = 2
 
 
 @dataclass
@@ -50,15 +59,16 @@ class Args:
     """Also time the Ray backend (needs `pip install "ctdkit[ray]"`)."""
     ray_address: str | None = None
     """Ray cluster to time instead of a local Ray with 2 CPUs."""
-    repeats: int = 1
-    """Runs of every row, interleaved; the best steps/s of each is kept (a shared machine)."""
+    repeats: int = 3
+    """Rounds: every row once per round, interleaved; ratios within a round, median and spread."""
     rss_steps: int = 100_000
     """Steps of the collection whose peak RSS is reported (0 to skip)."""
     json_out: Path | None = None
     """Also write the results here."""
 
 
-def bare_loop(args: Args) -> tuple[int, float]:
+def bare_loop(args: Args) -> float:
+    """Steps per second of the bare loop (no recording)."""
     steps, start = 0, time.perf_counter()
     for task in args.tasks:
         env = make_env(task, seed=0, max_episode_steps=args.max_episode_steps)
@@ -71,10 +81,13 @@ def bare_loop(args: Args) -> tuple[int, float]:
                 obs, _, terminated, truncated, _ = env.step(policy.act(obs).action)
                 steps += 1
                 done = terminated or truncated
-    return steps, time.perf_counter() - start
+    return steps / (time.perf_counter() - start)
 
 
-def run_collect(args: Args, workers: int, root: Path, backend: str = "local") -> tuple[int, float]:
+def run_collect(args: Args, workers: int, root: Path, backend: str = "local") -> float:
+    """Steps per second of one whole ``collect`` into a fresh ``root``, building its envs as a
+    fresh process would (envs cached by an earlier row are dropped first: equal work)."""
+    clear_env_cache()
     config = CollectConfig(
         tasks=args.tasks,
         episodes_per_task=args.episodes,
@@ -89,7 +102,7 @@ def run_collect(args: Args, workers: int, root: Path, backend: str = "local") ->
     )
     start = time.perf_counter()
     result = collect(config)
-    return sum(t.steps for t in result.tasks), time.perf_counter() - start
+    return sum(t.steps for t in result.tasks) / (time.perf_counter() - start)
 
 
 def peak_rss_mb(steps: int, root: Path) -> float:
@@ -104,50 +117,73 @@ def peak_rss_mb(steps: int, root: Path) -> float:
 
 
 def main(args: Args) -> dict:
-    rows: dict[str, float] = {}
-
-    def keep_best(name: str, steps: int, seconds: float) -> None:
-        rows[name] = max(rows.get(name, 0.0), steps / seconds)
-
+    record = timing.conditions(timing.pin_threads(1))
     with tempfile.TemporaryDirectory() as tmp:
-        if args.ray:
-            from ctdkit.ray_backend import connect
+        runs = iter(range(10**6))  # a fresh root per collection
 
-            start = time.perf_counter()
-            ray = connect(args.ray_address, num_cpus=2)
-            ray_start = time.perf_counter() - start
-            ray_cpus = int(ray.cluster_resources().get("CPU", 0))
-        for repeat in range(args.repeats):  # interleaved: a busy spell hits every row alike
-            keep_best("bare loop", *bare_loop(args))
-            for workers in (1, 2):
-                steps, seconds = run_collect(args, workers, Path(tmp) / f"w{workers}-{repeat}")
-                keep_best(f"collect, {workers} worker{'s' * (workers > 1)}", steps, seconds)
-            if args.ray:
-                steps, seconds = run_collect(args, 2, Path(tmp) / f"ray-{repeat}", "ray")
-                keep_best(f"collect, ray {ray_cpus} CPUs", steps, seconds)
+        def local(workers: int) -> float:
+            return run_collect(args, workers, Path(tmp) / str(next(runs)))
+
+        rows = {
+            "bare loop": lambda: bare_loop(args),
+            "collect, 1 worker": lambda: local(1),
+            "collect, 2 workers": lambda: local(2),
+        }
+        samples = timing.interleaved(rows, args.repeats)
+        ray_starts: list[float] = []
+        ray_row = f"collect, ray {RAY_CPUS} CPUs"
+        if args.ray:  # after the local rows: Ray's daemons take CPU while they live
+
+            def on_ray() -> float:
+                """A fresh local Ray per sample (its workers would keep their envs from the
+                last sample: not equal work); start-up and shut-down are not timed."""
+                from ctdkit.ray_backend import connect
+
+                start = time.perf_counter()
+                ray = connect(args.ray_address, num_cpus=RAY_CPUS)
+                ray_starts.append(time.perf_counter() - start)
+                try:
+                    return run_collect(args, RAY_CPUS, Path(tmp) / str(next(runs)), "ray")
+                finally:
+                    if args.ray_address is None:
+                        ray.shutdown()
+
+            rows = {"collect, 2 workers (Ray phase)": lambda: local(2), ray_row: on_ray}
+            samples |= timing.interleaved(rows, args.repeats)
         rss = peak_rss_mb(args.rss_steps, Path(tmp) / "rss") if args.rss_steps else None
-    base = rows["bare loop"]
+    pairs = {
+        "collect, 1 worker / bare loop": ("collect, 1 worker", "bare loop"),
+        "collect, 2 workers / bare loop": ("collect, 2 workers", "bare loop"),
+        "2 workers / 1 worker": ("collect, 2 workers", "collect, 1 worker"),
+    }
+    if args.ray:
+        pairs[f"ray {RAY_CPUS} CPUs / local 2 workers"] = (
+            ray_row,
+            "collect, 2 workers (Ray phase)",
+        )
+    ratios = {name: timing.paired_ratio(samples[a], samples[b]) for name, (a, b) in pairs.items()}
     print(
         f"tasks {','.join(args.tasks)}; {args.episodes} episodes x {args.max_episode_steps} "
-        f"steps per task; torch/OMP threads 1; {os.cpu_count()} CPUs; best of {args.repeats}"
+        f"steps per task; 1 torch/OMP thread; {os.cpu_count()} CPUs; {args.repeats} rounds; "
+        f"load average {record['load_average_start']} -> {timing.load_average()}"
     )
-    print(f"{'':22s} {'steps/s':>9s} {'ratio':>7s}")
-    for name, rate in rows.items():
-        print(f"{name:22s} {rate:9.0f} {rate / base:7.2f}x")
-    w1, w2 = rows["collect, 1 worker"], rows["collect, 2 workers"]
-    print(f"2 workers / 1 worker: {w2 / w1:.2f}x")
-    ray_over_local = None
-    if args.ray:
-        ray_over_local = rows[f"collect, ray {ray_cpus} CPUs"] / w2
-        print(f"ray {ray_cpus} CPUs / local 2 workers: {ray_over_local:.2f}x")
-        print(f"(ray start-up, not counted above: {ray_start:.1f} s)")
+    for name, ratio in ratios.items():
+        print(f"{name:34s} {ratio['median']:.2f}x [{ratio['min']:.2f}, {ratio['max']:.2f}]")
+    if ray_starts:
+        print(f"(ray start-up, not counted above: median {statistics.median(ray_starts):.1f} s)")
     if rss is not None:
         print(f"peak RSS of a {args.rss_steps}-step collection (1 worker): {rss:.0f} MB")
     result = {
-        "steps_per_s": rows,
-        "ratios": {k: v / base for k, v in rows.items()},
-        "two_over_one": w2 / w1,
-        "ray_over_local_2_workers": ray_over_local,
+        "benchmark": "collect_throughput",
+        **record,
+        "load_average_end": timing.load_average(),
+        "tasks": list(args.tasks),
+        "episodes_per_task": args.episodes,
+        "max_episode_steps": args.max_episode_steps,
+        "repeats": args.repeats,
+        "steps_per_second": {name: timing.summary(rates) for name, rates in samples.items()},
+        "ratios": ratios,
+        "ray_start_seconds": statistics.median(ray_starts) if ray_starts else None,
         "peak_rss_mb": rss,
         "rss_steps": args.rss_steps,
     }

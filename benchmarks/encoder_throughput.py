@@ -1,19 +1,25 @@
-"""Encoder throughput, side by side in one run: ``TrajectoryEncoder.embed`` vs. a naive
-reference reproducing the original's forward, on the same weights and inputs.
+"""Encoder throughput, side by side in one run: ``TrajectoryEncoder.embed`` vs. the original's
+forward ported op for op, on the same weights and inputs.
 
-    python benchmarks/encoder_throughput.py --bf16 \\
+    python benchmarks/encoder_throughput.py --batch-sizes 1 256 4096 \\
         --json-out benchmarks/leaderboard/throughput/encoder-cpu-k20.json   # CPU, 1 thread
     python benchmarks/encoder_throughput.py --threads 2 --compile   # + torch.compile variant
     python benchmarks/encoder_throughput.py --device cuda --bf16 --batch-sizes 1 256 4096 65536
 
-The reference is the original's forward as docs/method.md describes it: separate per-modality
-embeddings, tokens interleaved ``s0, a0, r0, ..., s19`` with CLS last (59 tokens at K=20),
-``nn.TransformerEncoder`` with ``batch_first=False``, post-LN, ReLU, no mask, eval mode,
-``no_grad``, float32. Its parameters are copied from the encoder, and both outputs are checked
-equal (within a tolerance) before anything is timed. Windows are full length (the reference
-cannot take shorter ones). ``embed`` is timed end to end from numpy windows on CPU (input
-checks included), from device-resident tensors on CUDA. The attention kernels each path
-actually runs are read from the torch profiler and printed.
+The reference is the original's forward as docs/method.md describes it, at its sizes (K=20,
+d=32, 3 layers, 8 heads, FFN 128, 6-dim embedding): its input is the 21-dim compressed state
+the original stored (``obs[0:18] ++ obs[36:39]``, sliced before timing, as its data came),
+K−1 actions and rewards, no normalisation; separate per-modality embeddings, tokens interleaved
+``s0, a0, r0, ..., s19`` with CLS last (59 tokens); ``nn.TransformerEncoder`` built as the
+original built it (``batch_first=False``, post-LN, ReLU, PyTorch's defaults otherwise, so
+whatever fast path PyTorch takes by default for that module), no mask, eval mode, under
+``inference_mode``, float32. Its parameters are copied from the encoder (whose normalisation
+is set to the identity so that both compute one function), and both outputs are checked equal
+(within a tolerance) before anything is timed. Windows are full length (the reference cannot
+take shorter ones). ``embed`` is timed end to end from raw numpy windows on CPU (input checks,
+state slicing and normalisation included: more work than the reference's), from
+device-resident tensors on CUDA. The attention kernels each path actually runs are read from
+the torch profiler and printed.
 
 Per batch size the rows (reference, ours, variants) are timed interleaved: ``repeats`` rounds,
 each row once per round (order rotated), a sample being as many calls as last at least
@@ -27,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,28 +77,22 @@ class Args:
 
 
 class OriginalEncoder(nn.Module):
-    """The original's forward (see module docstring); preprocessing as ours (state slices and
-    normalisation), so that both start from the same raw windows."""
+    """The original's forward (see module docstring): compressed states in, no preprocessing."""
 
     def __init__(self, network: TrajectoryTransformer) -> None:
         super().__init__()
         config = network.config
         d = config.d_model
         self.window = config.window
-        for name in ("state_columns", "state_keep"):
-            self.register_buffer(name, getattr(network, name).clone())
-        for name in ("state", "action", "reward"):
-            for stat in ("mean", "std"):
-                self.register_buffer(f"{name}_{stat}", getattr(network, f"{name}_{stat}").clone())
         self.state_embedding = nn.Sequential(nn.Linear(network.state_dim, d), nn.LayerNorm(d))
         self.action_embedding = nn.Sequential(nn.Linear(network.action_dim, d), nn.LayerNorm(d))
         self.reward_embedding = nn.Sequential(nn.Linear(1, d), nn.LayerNorm(d))
         self.positional = nn.Embedding(config.window, d)
-        self.cls_token = nn.Parameter(torch.zeros(d))
-        layer = nn.TransformerEncoderLayer(
-            d, config.n_heads, config.ffn, config.dropout, activation="relu", batch_first=False
-        )
-        self.transformer = nn.TransformerEncoder(layer, config.n_layers, enable_nested_tensor=False)
+        self.cls_token = nn.Parameter(torch.full((d,), -2.0))
+        layer = nn.TransformerEncoderLayer(d, config.n_heads, config.ffn, config.dropout)
+        with warnings.catch_warnings():  # "enable_nested_tensor is True, but ...": the default
+            warnings.simplefilter("ignore", UserWarning)
+            self.transformer = nn.TransformerEncoder(layer, config.n_layers)
         self.cls_head = nn.Linear(d, config.embedding_dim)
 
     def copy_from(self, network: TrajectoryTransformer) -> OriginalEncoder:
@@ -110,20 +111,16 @@ class OriginalEncoder(nn.Module):
             self.cls_token.copy_(network.cls)
         return self
 
-    def forward(self, observations, actions, rewards):
-        """Full windows: ``(B, K, obs)``, ``(B, K, A)``, ``(B, K)`` -> ``(B, E)``."""
-        k = self.window
-        states = observations.index_select(-1, self.state_columns)
-        states = torch.where(self.state_keep, states, 0.0)
-        states = (states - self.state_mean) / self.state_std
-        actions = (actions[:, : k - 1] - self.action_mean) / self.action_std
-        rewards = (rewards[:, : k - 1, None] - self.reward_mean) / self.reward_std
+    def forward(self, states, actions, rewards):
+        """``(B, K, 21)`` states, ``(B, K-1, A)`` actions, ``(B, K-1)`` rewards -> ``(B, E)``."""
         position = self.positional.weight
         s = self.state_embedding(states) + position
         a = self.action_embedding(actions) + position[:-1]
-        r = self.reward_embedding(rewards) + position[:-1]
+        r = self.reward_embedding(rewards[..., None]) + position[:-1]
         batch = s.shape[0]
-        interleaved = torch.stack([s[:, :-1], a, r], dim=2).reshape(batch, 3 * (k - 1), -1)
+        interleaved = torch.stack([s[:, :-1], a, r], dim=2).reshape(
+            batch, 3 * (self.window - 1), -1
+        )
         cls = self.cls_token.expand(batch, 1, -1)
         tokens = torch.cat([interleaved, s[:, -1:], cls], dim=1)  # s0 a0 r0 ... s19 CLS
         out = self.transformer(tokens.transpose(0, 1))  # (N, B, d): batch_first=False
@@ -177,10 +174,9 @@ def main(args: Args) -> dict:
     config = args.encoder
     encoder: TrajectoryEncoder = config.create(device=device)
     rng = np.random.default_rng(0)
-    with torch.no_grad():  # non-trivial normalisation so that it is compared too
-        for name in ("state", "action", "reward"):
-            getattr(encoder.network, f"{name}_mean").normal_()
-            getattr(encoder.network, f"{name}_std").uniform_(0.5, 2.0)
+    for name in ("state", "action", "reward"):  # the original did not normalise
+        getattr(encoder.network, f"{name}_mean").zero_()
+        getattr(encoder.network, f"{name}_std").fill_(1.0)
     reference = OriginalEncoder(encoder.network).copy_from(encoder.network).to(device).eval()
     print(
         f"torch {torch.__version__}; device {device} = {hardware(device) or record['hardware']}; "
@@ -196,14 +192,19 @@ def main(args: Args) -> dict:
         actions = rng.uniform(-1, 1, size=(batch, k, config.action_dim)).astype(np.float32)
         rewards = rng.uniform(0, 10, size=(batch, k)).astype(np.float32)
         tensors = tuple(torch.from_numpy(x).to(device) for x in (observations, actions, rewards))
+        compressed = (  # what the original stored: 21-dim states, K-1 actions and rewards
+            tensors[0].index_select(-1, encoder.network.state_columns).contiguous(),
+            tensors[1][:, :-1].contiguous(),
+            tensors[2][:, :-1].contiguous(),
+        )
         lengths = np.full(batch, k)
         if device.type == "cuda":  # device-resident inputs: time the model, not the copy
-            return Windows(*tensors, torch.from_numpy(lengths).to(device)), tensors
-        return Windows(observations, actions, rewards, lengths), tensors
+            return Windows(*tensors, torch.from_numpy(lengths).to(device)), compressed
+        return Windows(observations, actions, rewards, lengths), compressed
 
     check, check_tensors = make_windows(512)
     ours = torch.as_tensor(encoder.embed(check, normalize=False)).float().cpu()
-    with torch.no_grad():
+    with torch.inference_mode():
         theirs = reference(*check_tensors).float().cpu()
     error = (ours - theirs).abs().max().item()
     print(f"max |ours - reference| over 512 windows: {error:.2e} (tolerance {args.tolerance})")
@@ -222,12 +223,15 @@ def main(args: Args) -> dict:
             variants["ours compiled bf16"] = {"compile": True, "bf16": True}
     batch_probe, tensors_probe = make_windows(256)
     print("attention ops, embed :", ", ".join(attention_ops(lambda: encoder.embed(batch_probe))))
-    with torch.no_grad():
+    with torch.inference_mode():
         print("attention ops, reference:", ", ".join(attention_ops(lambda: reference(
             *tensors_probe))))  # fmt: skip
     for dropout in (None, 0.0):
         trainer = config.replace(attention_dropout=dropout).create(device=device)
-        states, actions, rewards = trainer.network.features(*tensors_probe)
+        raw = (batch_probe.observations, batch_probe.actions, batch_probe.rewards)
+        states, actions, rewards = trainer.network.features(
+            *(torch.as_tensor(x, device=device) for x in raw)
+        )
         lengths = torch.full((256,), config.window, device=device)
 
         def step(trainer=trainer, states=states, actions=actions, rewards=rewards, lengths=lengths):
@@ -243,7 +247,7 @@ def main(args: Args) -> dict:
     for batch in args.batch_sizes:
         windows, tensors = make_windows(batch)
 
-        @torch.no_grad()
+        @torch.inference_mode()
         def run_reference(tensors=tensors):
             return reference(*tensors)
 

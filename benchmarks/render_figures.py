@@ -6,9 +6,10 @@ copied by hand.
 
 A generated block is everything between ``<!-- generated:NAME -->`` and ``<!-- /generated -->``
 in a file of ``TARGETS``; ``NAME`` is a key of ``BLOCKS``, whose function renders it from the
-JSON files in ``RESULTS`` (written by ``learner_speed.py`` / ``encoder_throughput.py`` with
-``--json-out``; the leaderboard's throughput tables read the same files) and, for the DAgger
-study, ``results/dagger_mt10.json`` (written by ``dagger_study.py``).
+JSON files in ``RESULTS`` (written by ``learner_speed.py`` / ``encoder_throughput.py`` /
+``collect_throughput.py`` with ``--json-out``; the leaderboard's throughput tables read the
+same files) and, for the DAgger study, ``results/dagger_mt10.json`` (written by
+``dagger_study.py``).
 ``tests/test_docs_figures.py`` regenerates every block in memory and checks the docs equal it.
 """
 
@@ -85,9 +86,11 @@ def encoder_throughput() -> str:
     )
     first = runs[0]
     lines = [
-        "Encoder throughput, `TrajectoryEncoder.embed` vs. the original-style reference "
-        "(per-modality embeddings, `nn.TransformerEncoder` seq-first, post-LN, CLS last) on "
-        "copied weights, outputs checked equal first; windows/s, median [min, max] over "
+        "Encoder throughput, `TrajectoryEncoder.embed` (from raw windows) vs. the original's "
+        "forward ported op for op (21-dim compressed states, per-modality embeddings, "
+        "`nn.TransformerEncoder` as the original built it: seq-first, post-LN, CLS last; eval, "
+        "`inference_mode`) on copied weights, outputs checked equal first; windows/s, "
+        "median [min, max] over "
         f"{first['repeats']} interleaved rounds (samples of ≥ {first['seconds_per_sample']} s), "
         "full-length windows:",
     ]
@@ -125,6 +128,37 @@ def encoder_throughput() -> str:
     return "\n".join(lines)
 
 
+def collect_throughput() -> str:
+    run = _load("collect-cpu.json")
+    lines = [
+        f"Collection throughput ({_conditions(run)}). Fixed workload: "
+        f"{run['episodes_per_task']} episodes each of {' and '.join(run['tasks'])} "
+        f"({run['max_episode_steps']} steps); {run['repeats']} rounds, rows interleaved; "
+        "median [min, max] over the rounds:",
+        "",
+        "| row | steps/s |",
+        "|---|---|",
+    ]
+    lines += [f"| {name} | {_spread(s, 0)} |" for name, s in run["steps_per_second"].items()]
+    lines += [f"| **{name}** | **{_spread(s, 2, '×')}** |" for name, s in run["ratios"].items()]
+    one = run["ratios"]["collect, 1 worker / bare loop"]["median"]
+    two = run["ratios"]["2 workers / 1 worker"]["median"]
+    verdict = {True: "reached", False: "not reached"}
+    lines += [
+        "",
+        f"Goals: ≥ 0.95× the bare loop per worker ({verdict[one >= 0.95]}: {one:.2f}×); "
+        f"≥ 1.7× for 2 workers over 1 ({verdict[two >= 1.7]}: {two:.2f}×). {SHARED}",
+    ]
+    if run.get("ray_start_seconds") is not None:
+        lines.append(f"Ray's one-off start-up, not in its rate: {run['ray_start_seconds']:.1f} s.")
+    if run.get("peak_rss_mb") is not None:
+        lines.append(
+            f"Peak RSS of a {run['rss_steps']}-step collection (1 worker): "
+            f"{run['peak_rss_mb']:.0f} MB."
+        )
+    return "\n".join(lines)
+
+
 def dagger_mt10() -> str:
     """The DAgger study's table, rendered by the study's own ``markdown`` from its JSON."""
     spec = importlib.util.spec_from_file_location(
@@ -140,6 +174,7 @@ def dagger_mt10() -> str:
 BLOCKS: dict[str, Callable[[], str]] = {
     "learner_speed": learner_speed,
     "encoder_throughput": encoder_throughput,
+    "collect_throughput": collect_throughput,
     "dagger_mt10": dagger_mt10,
 }
 

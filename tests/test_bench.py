@@ -240,6 +240,53 @@ def test_records_of_other_settings_are_refused_on_rerun(bench, tmp_path):
     assert len(run_bench(config).finished) == 3
 
 
+def test_reproduce_reruns_a_row_and_says_identical_agrees_or_differs(bench, tmp_path, capsys):
+    """`bench reproduce` reruns one committed row: identical on this machine; a record one
+    episode away agrees within the 95% interval; one far outside differs (exit 1, naming the
+    task); a record of other settings, a failed run or an unknown variant is one line, before
+    anything runs."""
+    from ctdkit.bench.__main__ import main
+    from ctdkit.bench.reproduce import ReproduceConfig, reproduce
+
+    source = bench["config"].out / "records" / "tiny" / "bc-none" / "all" / "seed0.json"
+    options = dict(out=tmp_path / "re", root=bench["config"].root, progress=False)
+    result = reproduce(ReproduceConfig(record=source, **options))
+    assert result.verdict == "identical" and result.episodes_per_task == TINY.eval_episodes
+    assert (tmp_path / "re" / "records" / "tiny" / "bc-none" / "all" / "seed0.json").is_file()
+    committed = json.loads(source.read_text())
+    n = TINY.eval_episodes
+
+    def edited(name: str, task: str, rate: float) -> Path:
+        scores = {**committed["success_by_task"], task: rate}
+        path = tmp_path / name
+        mean = float(np.mean(list(scores.values())))
+        path.write_text(json.dumps({**committed, "success_by_task": scores, "mean_success": mean}))
+        return path
+
+    task, rate = next(
+        (t, r) for t, r in committed["success_by_task"].items() if r in (0.0, 1.0)
+    )  # a task at 0 or 1: the far side is outside its interval with 3 episodes each
+    near = edited("near.json", task, abs(rate - 1 / n))
+    assert reproduce(ReproduceConfig(record=near, **options)).verdict == "agrees"
+    far = edited("far.json", task, 1.0 - rate)
+    with pytest.raises(SystemExit) as exit_code:
+        main(ReproduceConfig(record=far, **options))
+    assert exit_code.value.code == 1
+    assert f"differs: {task} outside the 95% interval" in capsys.readouterr().out
+    other = tmp_path / "other.json"
+    settings = {**committed["settings"], "n_steps": 7}
+    other.write_text(json.dumps({**committed, "settings": settings}))
+    with pytest.raises(CtdkitError, match="other settings than this checkout's suite tiny "
+                       r"\(n_steps differ\)"):  # fmt: skip
+        reproduce(ReproduceConfig(record=other, **options))
+    failed = tmp_path / "failed.json"
+    failed.write_text(json.dumps({**committed, "status": "error", "error": "boom"}))
+    with pytest.raises(CtdkitError, match="records a failed run"):
+        reproduce(ReproduceConfig(record=failed, **options))
+    with pytest.raises(CtdkitError, match="unknown data variant of suite tiny 'ep9'"):
+        BenchRunConfig(suite="tiny", variants=("ep9",))
+
+
 def test_data_scaling_rows_get_a_table_and_a_plot(bench, tmp_path):
     records = _copy_records(bench, tmp_path)
     for path in list(records.rglob("seed*.json")):

@@ -93,6 +93,17 @@ def test_unwritable_out_is_one_line_exit_2_for_evaluate_and_bench(tmp_path, caps
     assert str(out) in _one_line_error(capsys)
 
 
+def test_reproducing_a_missing_or_broken_record_is_one_line_exit_2(tmp_path, capsys):
+    missing = tmp_path / "seed0.json"
+    args = ["reproduce", "--record", str(missing), "--out", str(tmp_path / "re"), "--no-progress"]
+    assert run_cli(BenchCommand, bench_main, args=args) == 2
+    assert str(missing) in _one_line_error(capsys)
+    missing.write_text('{"schema": 1, "status": "ok"}')
+    assert run_cli(BenchCommand, bench_main, args=args) == 2
+    assert "not a usable bench record: missing field" in _one_line_error(capsys)
+    assert not (tmp_path / "re").exists()
+
+
 @pytest.fixture(scope="module")
 def reach_data(tmp_path_factory):
     """A two-episode reach dataset (what train_encoder needs to get as far as writing)."""
@@ -233,6 +244,7 @@ def _cli(verb: str):
         ("train_expert", []),
         ("bench", ["run"]),
         ("bench", ["leaderboard"]),
+        ("bench", ["reproduce"]),
         ("train_collective", []),
         ("pipeline", []),
         ("collect", []),

@@ -15,6 +15,7 @@ from ctdkit.eval import (
     MetaWorldAgent,
     RandomAgent,
     ScriptedAgent,
+    difference_interval,
     evaluate_all_goals,
     evaluate_official,
     summarize,
@@ -119,6 +120,16 @@ def test_history_window_is_left_aligned_padded_and_pairs_actions_with_observatio
     np.testing.assert_array_equal(window.rewards[0], [20, 30, 0])
     np.testing.assert_array_equal(window.observations[1, :, 0], [100, 101, 0])
     np.testing.assert_array_equal(window.actions[1, :, 0], [1, 0, 0])
+
+
+def test_difference_interval_is_newcombes_hybrid_score_interval():
+    """Newcombe (1998), Statistics in Medicine 17:873, table II, method 10: 56/70 vs 48/80
+    gives 0.0524 to 0.3339; 0/10 vs 0/10 still leaves room either way."""
+    assert difference_interval((56, 48), (70, 80)) == pytest.approx((0.0524, 0.3339), abs=1e-4)
+    low, high = difference_interval((0, 0), (10, 10))
+    assert low == pytest.approx(-0.2775, abs=1e-4) and high == pytest.approx(0.2775, abs=1e-4)
+    low, high = difference_interval((10, 0), (10, 10))
+    assert low > 0 and high == pytest.approx(1.0)
 
 
 def test_wilson_interval_known_values():

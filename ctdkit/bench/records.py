@@ -87,23 +87,27 @@ def write_record(path: Path, record: dict[str, Any]) -> None:
 
 def read_record(path: Path) -> dict[str, Any] | None:
     """The record at ``path``, or None (with a :class:`RecordWarning` naming the file and what
-    is wrong) when it is not a readable, valid record. Records are untrusted input (they are
-    shared and committed): size-capped, parsed, then every field the leaderboard reads is
-    checked."""
+    is wrong) when it is not a readable, valid record."""
+    record, problem = checked_record(path)
+    if problem is not None:
+        warnings.warn(f"skipping record {path}: {problem}", RecordWarning, stacklevel=2)
+    return record
+
+
+def checked_record(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """``(record, None)`` for a valid record at ``path``, else ``(None, what is wrong)``.
+    Records are untrusted input (they are shared and committed): size-capped, parsed, then
+    every field the leaderboard reads is checked."""
     from ctdkit.files import read_json_object
 
     try:
         record = read_json_object(Path(path), str(path))
     except CtdkitError as error:  # missing, too large, not JSON, not an object
-        problem = str(error).removeprefix(f"{path} ").removeprefix("is ")
+        return None, str(error).removeprefix(f"{path} ").removeprefix("is ")
     except (OSError, ValueError, RecursionError) as error:  # unreadable, absurd numbers, nesting
-        problem = str(error).splitlines()[0] if str(error) else type(error).__name__
-    else:
-        problem = record_problem(record)
-        if problem is None:
-            return record
-    warnings.warn(f"skipping record {path}: {problem}", RecordWarning, stacklevel=2)
-    return None
+        return None, str(error).splitlines()[0] if str(error) else type(error).__name__
+    problem = record_problem(record)
+    return (record, None) if problem is None else (None, problem)
 
 
 #: a suite name: what ``bench run`` writes (suite names in code), nothing a path could hide in

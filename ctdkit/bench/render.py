@@ -351,17 +351,23 @@ def _save(fig, path: Path) -> str:
 
 # ------------------------------------------------------------------------------ throughput
 def load_throughput(paths: Iterable[Path]) -> dict[str, list[dict[str, Any]]]:
-    """Encoder and learner speed results (the JSON of ``benchmarks/encoder_throughput.py`` /
-    ``benchmarks/learner_speed.py``), told apart by their fields."""
-    found: dict[str, list[dict[str, Any]]] = {"encoder": [], "learner": []}
+    """Encoder, learner and collection speed results (the JSON of
+    ``benchmarks/encoder_throughput.py`` / ``learner_speed.py`` / ``collect_throughput.py``),
+    told apart by their fields."""
+    found: dict[str, list[dict[str, Any]]] = {"encoder": [], "learner": [], "collect": []}
     for path in paths:
         data = read_json_object(Path(path), f"throughput file {path}")  # size-capped
         if "windows_per_second" in data:
             found["encoder"].append({**data, "path": str(path)})
         elif "updates_per_s" in data:
             found["learner"].append({**data, "path": str(path)})
+        elif data.get("benchmark") == "collect_throughput":
+            found["collect"].append({**data, "path": str(path)})
         else:
-            raise CtdkitError(f"{path} is neither an encoder nor a learner speed result")
+            raise CtdkitError(
+                f"{path} is not an encoder, learner or collection speed result: "
+                "remove it from the throughput folder"
+            )
     return found
 
 
@@ -427,4 +433,23 @@ def render_throughput(throughput: dict[str, list[dict[str, Any]]]) -> list[str]:
             lines += [f"| {k} | {v:.1f} |" for k, v in run["updates_per_s"].items()]
             lines += [f"| **{k}** | **{v:.2f}×** |" for k, v in run.get("ratios", {}).items()]
             lines.append("")
+    for run in throughput.get("collect", []):
+        lines += [
+            "## Collection throughput",
+            "",
+            f"`{run['command']}`: steps/s, {run['episodes_per_task']} episodes each of "
+            f"{', '.join(run['tasks'])}; {run['hardware']}; median over {run['repeats']} "
+            f"interleaved rounds, load average {run['load_average_start']} at the start.",
+            "",
+            "| row | steps/s |",
+            "|---|---|",
+        ]
+        lines += [
+            f"| {name} | {spread['median']:.0f} |"
+            for name, spread in run["steps_per_second"].items()
+        ]
+        lines += [
+            f"| **{name}** | **{ratio['median']:.2f}×** |" for name, ratio in run["ratios"].items()
+        ]
+        lines.append("")
     return lines

@@ -72,6 +72,8 @@ class BenchRunConfig:
     bc-history); default: the suite's."""
     seeds: tuple[int, ...] = ()
     """Run seeds (default: the suite's; a suite may run slow learners on fewer)."""
+    variants: tuple[str, ...] = ()
+    """Data variants to run (`all`, or `ep<N>` for N episodes per task; default: the suite's)."""
     out: Path = Path("runs/bench")
     """Records go to OUT/records, shared encoders to OUT/encoders, weights to OUT/models, the
     training state of unfinished curve runs to OUT/checkpoints (removed when the run ends)."""
@@ -98,7 +100,11 @@ class BenchRunConfig:
     """Show progress bars."""
 
     def __post_init__(self) -> None:
-        get_suite(self.suite)
+        suite = get_suite(self.suite)
+        known = [variant_name(episodes) for episodes in suite.variants()]
+        for variant in self.variants:
+            if variant not in known:
+                raise unknown(f"data variant of suite {self.suite}", variant, known)
         for algo in self.algos:
             parse_algo(algo)
         check_count("--workers", self.workers)
@@ -211,6 +217,8 @@ def plan(config: BenchRunConfig) -> tuple[list[RunSpec], list[Path], list[Encode
     pending, finished, stale = [], [], {}
     jobs: dict[Path, EncoderJob] = {}
     for episodes in suite.variants():
+        if config.variants and variant_name(episodes) not in config.variants:
+            continue
         for algo in algos:
             for seed in suite.seeds_for(algo.learner, seeds):
                 job = None

@@ -72,11 +72,17 @@ def _cached_env(task: str, seed: int, max_episode_steps: int) -> gym.Env:
     key = (task, seed, max_episode_steps)
     env = _WORKER_ENVS.get(key)
     if env is None:
-        for old in _WORKER_ENVS.values():
-            old.close()
-        _WORKER_ENVS.clear()
+        clear_env_cache()
         env = _WORKER_ENVS[key] = make_env(task, seed=seed, max_episode_steps=max_episode_steps)
     return env
+
+
+def clear_env_cache() -> None:
+    """Close and forget this process's cached env (a benchmark timing whole collections clears
+    it, so that each builds its envs as a fresh process would)."""
+    for env in _WORKER_ENVS.values():
+        env.close()
+    _WORKER_ENVS.clear()
 
 
 def run_job(job: Job) -> int:

@@ -8,7 +8,7 @@ from ctdkit.eval.protocols import (
     evaluate_all_goals,
     evaluate_official,
 )
-from ctdkit.eval.stats import summarize, wilson_interval
+from ctdkit.eval.stats import difference_interval, summarize, wilson_interval
 from ctdkit.policies.history import EpisodeHistory, Windows
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "RandomAgent",
     "ScriptedAgent",
     "Windows",
+    "difference_interval",
     "evaluate",
     "evaluate_all_goals",
     "evaluate_official",

@@ -1,4 +1,5 @@
-"""Uncertainty for success rates: per task a Wilson interval, overall a stratified bootstrap.
+"""Uncertainty for success rates: per task a Wilson interval (and Newcombe's interval for the
+difference of two runs' rates), overall a stratified bootstrap.
 
 A task's success over seeds is a binomial proportion over all its scored episodes (pooled
 across seeds), for which the Wilson interval behaves at 0 and 1 where the normal one does not.
@@ -25,6 +26,21 @@ def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float,
     centre = (p + z**2 / (2 * trials)) / denominator
     half = z * np.sqrt(p * (1 - p) / trials + z**2 / (4 * trials**2)) / denominator
     return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
+
+
+def difference_interval(
+    successes: tuple[int, int], trials: tuple[int, int], z: float = Z95
+) -> tuple[float, float]:
+    """95% interval of ``p1 - p2`` for two success rates (Newcombe's hybrid score interval,
+    built from each rate's Wilson interval): like Wilson's, it behaves at 0 and 1, where two
+    rates of 1.0 over 10 episodes each still leave room for a difference."""
+    (s1, s2), (n1, n2) = successes, trials
+    p1, p2 = s1 / n1, s2 / n2
+    (l1, u1), (l2, u2) = wilson_interval(s1, n1, z), wilson_interval(s2, n2, z)
+    difference = p1 - p2
+    below = float(np.hypot(p1 - l1, u2 - p2))
+    above = float(np.hypot(u1 - p1, p2 - l2))
+    return (difference - below, difference + above)
 
 
 def summarize(results: Sequence[EvalResult], bootstrap: int = 2000, seed: int = 0) -> dict:
