@@ -85,7 +85,7 @@ class Reproduction:
     def lines(self) -> list[str]:
         def describe(record: dict[str, Any]) -> str:
             data = record["dataset"]
-            relation = data.get("data_equivalence", "no recipe")
+            relation = data.get("data_equivalence", "its relation to the recipe not recorded")
             where = record.get("hardware", {}).get("cpu", "?")
             return f"data {str(data.get('checksum'))[:12]} ({relation}), {where}"
 
