@@ -11,7 +11,7 @@ import pytest
 import tyro
 
 from ctdkit.collect import CollectConfig
-from ctdkit.envs import MT10
+from ctdkit.envs.tasks import resolve_tasks
 
 RECIPES = sorted((Path(__file__).parent.parent / "datasets").glob("*.toml"))
 #: recipes built by `ctdkit.collect` (online datasets of `ctdkit.train_expert`: test_experts.py)
@@ -43,8 +43,9 @@ def test_recipe_command_parses_to_its_own_id(path):
     assert words[:3] == ["python", "-m", "ctdkit.collect"]
     config = tyro.cli(CollectConfig, args=words[3:])
     assert config.resolved_dataset_id() == recipe["id"]
-    assert config.resolved_tasks() == MT10 and set(recipe["success"]) == set(MT10)
-    assert recipe["episodes"] == 10 * config.episodes_per_task
+    tasks = config.resolved_tasks()
+    assert tasks == resolve_tasks((recipe["task_set"],)) and set(recipe["success"]) == set(tasks)
+    assert recipe["episodes"] == len(tasks) * config.episodes_per_task
     others = {
         tomllib.loads(other.read_text())["content_checksum"] for other in RECIPES if other != path
     }  # a sha256 in hex, and not one copied from another recipe

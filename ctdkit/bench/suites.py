@@ -191,6 +191,10 @@ def _mt10(name: str, description: str, dataset_id: str, **changes: Any) -> Suite
 
 EXPERT, MIXED = "ctdkit/mt10-scripted-v0", "ctdkit/mt10-scripted-random0p5-v0"
 NOISY = "ctdkit/mt10-scripted-noise0p5-v0"
+EXPERT_MT50 = "ctdkit/mt50-scripted-v0"
+#: MT50 costs 5x MT10 per evaluation: the collective's rows and the baselines with a one-hot
+MT50_ALGOS = ("ctd", "oracle", "none", "bc-none", "bc-oracle", "iql-oracle", "td3bc-oracle",
+              "cql-oracle")  # fmt: skip
 #: the mixed and noisy tiers relabelled: the same acting data, the noise-free scripted expert's
 #: label at every visited state (BC clones the labels, offline RL the executed actions)
 MIXED_LABELLED = "ctdkit/mt10-scripted-random0p5-v1"
@@ -316,6 +320,14 @@ _SUITES: list[Suite] = [
         "scripted expert (BC clones the labels, offline RL the executed actions).",
         DAGGER,
         algos=LABELLED_ALGOS,
+    ),
+    _mt10(
+        "mt50-expert",
+        "MT50, noise-free scripted experts (expert tier, 20 episodes per task): the MT10 "
+        "budgets on all 50 tasks, one seed.",
+        EXPERT_MT50,
+        algos=MT50_ALGOS,
+        seeds=(0,),
     ),
     _mt10(
         "mt10-expert-goal-hidden",
