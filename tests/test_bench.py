@@ -287,6 +287,25 @@ def test_reproduce_reruns_a_row_and_says_identical_agrees_or_differs(bench, tmp_
         BenchRunConfig(suite="tiny", variants=("ep9",))
 
 
+def test_reproduce_compares_like_with_like():
+    """Records of other tasks or other episode counts than their rerun are refused, not
+    compared; equal scores with other training metrics agree but are not identical."""
+    from ctdkit.bench.reproduce import compare
+
+    def record(scores, episodes=10, losses=1.0):
+        return {"path": "r.json", "eval": {"episodes": episodes, "seeds": [100]},
+                "success_by_task": scores, "train_metrics": {"loss": losses}}  # fmt: skip
+
+    with pytest.raises(CtdkitError, match="scores other tasks than its rerun"):
+        compare(record({"reach-v3": 1.0}), record({"push-v3": 1.0}))
+    with pytest.raises(CtdkitError, match="another number of episodes"):
+        compare(record({"reach-v3": 1.0}), record({"reach-v3": 1.0}, episodes=5))
+    assert compare(record({"reach-v3": 0.5}), record({"reach-v3": 0.5})).verdict == "identical"
+    assert compare(record({"reach-v3": 0.5}), record({"reach-v3": 0.5}, losses=2.0)).verdict == (
+        "agrees"
+    )
+
+
 def test_data_scaling_rows_get_a_table_and_a_plot(bench, tmp_path):
     records = _copy_records(bench, tmp_path)
     for path in list(records.rglob("seed*.json")):

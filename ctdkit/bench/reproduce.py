@@ -140,6 +140,11 @@ def compare(committed: dict[str, Any], rerun: dict[str, Any]) -> Reproduction:
     n = evaluated_episodes(committed)
     if evaluated_episodes(rerun) != n:
         raise CtdkitError("the rerun evaluated another number of episodes than the record")
+    if set(committed["success_by_task"]) != set(rerun["success_by_task"]):
+        raise CtdkitError(
+            f"{committed['path']} scores other tasks than its rerun: "
+            f"{sorted(committed['success_by_task'])} vs {sorted(rerun['success_by_task'])}"
+        )
     tasks = []
     for task, rate in committed["success_by_task"].items():
         other = rerun["success_by_task"][task]
