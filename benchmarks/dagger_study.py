@@ -258,7 +258,9 @@ def markdown(results: dict) -> str:
     if finals:
         tasks = results["tasks"]
         lines += ["", "Per task, final rows:", ""]
-        lines.append("| task | " + " | ".join(_label(r) for r in finals) + " |")
+        views = {r["view"] for r in finals}
+        names = [_label(r) + (f" ({r['view']})" if len(views) > 1 else "") for r in finals]
+        lines.append("| task | " + " | ".join(names) + " |")
         lines.append("|---|" + "---|" * len(finals))
         for task in tasks:
             cells_ = " | ".join(f"{r['per_task'][task]:.2f}" for r in finals)
