@@ -23,8 +23,7 @@ import tyro
 
 from ctdkit.collective import CollectiveSAC, CollectiveSACConfig, make_context
 from ctdkit.collective.config import ENCODER_CONDITIONINGS
-from ctdkit.dagger import round_dataset_id
-from ctdkit.data import concat_transitions, load_transitions
+from ctdkit.dagger import round_aggregate
 from ctdkit.encoder import TrajectoryEncoder
 from ctdkit.eval.run import EvaluateConfig, run_evaluation
 from ctdkit.files import read_json_object, write_json_atomic
@@ -57,11 +56,7 @@ def main(args: Args) -> None:
     options = {k: v for k, v in settings["collective"].items() if k in fields}
     options["hidden"] = tuple(options["hidden"])
     collective = CollectiveSACConfig(**{**options, "seed": settings["seed"]})
-    root = args.run / "datasets"
-    data = concat_transitions(
-        [load_transitions(round_dataset_id(i), root=root) for i in range(last + 1)],
-        f"dagger/rounds-0-{last}",
-    )
+    data = round_aggregate(args.run, last)
     encoder = None
     if collective.conditioning in ENCODER_CONDITIONINGS:
         trained = last if settings.get("encoder_schedule", "retrained") == "retrained" else 0

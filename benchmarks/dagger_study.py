@@ -31,6 +31,7 @@ from pathlib import Path
 import tyro
 
 from ctdkit.dagger import DaggerConfig, run_dagger
+from ctdkit.encoder import EncoderConfig
 from ctdkit.envs.tasks import resolve_tasks
 from ctdkit.eval.protocols import EvalResult
 from ctdkit.eval.run import EvaluateConfig, run_evaluation
@@ -56,6 +57,9 @@ class Args:
     noise: float = 0.3
     collective_steps: int = 10_000
     encoder_steps: int = 300
+    encoder: EncoderConfig = dataclasses.field(default_factory=lambda: DaggerConfig().encoder)
+    """The ctd encoder (`--encoder.embedding-dim 32`, `--encoder.reward-weight 10`, ...): a
+    variant runs into its own `--out` and `--results`, beside the study's."""
     screening_episodes: int = 10
     final_episodes: int = 50
     eval_seeds: tuple[int, ...] = (100,)
@@ -106,7 +110,7 @@ def dagger_config(args: Args, cell: Cell) -> DaggerConfig:
             defaults.collective, conditioning=cell.conditioning, view=cell.view
         ),
         collective_steps=args.collective_steps,
-        encoder=defaults.encoder,
+        encoder=args.encoder,
         encoder_steps=args.encoder_steps,
         encoder_schedule=cell.encoder,
         eval_seeds=args.eval_seeds,

@@ -523,6 +523,31 @@ def test_variants_train_and_embed(data):
         assert encoder.embed(windows).shape == (len(ends), 6)
 
 
+def test_reward_weight_scales_only_the_reward_reconstruction(data):
+    """Same seed, same masks: rec(w) = rec_states_actions + w * rec_rewards, at the first step."""
+    first = {}
+    for weight in (0.0, 1.0, 3.0):
+        encoder = EncoderConfig(**SMALL, reward_weight=weight).create()
+        first[weight] = encoder.fit(data, 1, progress=False, log_every=1)[0]
+    reward_term = first[1.0]["reconstruction"] - first[0.0]["reconstruction"]
+    assert reward_term > 1e-3
+    assert first[3.0]["reconstruction"] == pytest.approx(
+        first[0.0]["reconstruction"] + 3 * reward_term, rel=1e-4
+    )
+    assert first[3.0]["contrastive"] == pytest.approx(first[0.0]["contrastive"], rel=1e-5)
+    one_line_error(EncoderConfig, reward_weight=-1.0, match="reward_weight must be at least 0")
+
+
+def test_a_later_field_at_its_earlier_value_keeps_old_records_matching():
+    """Runs recorded before `reward_weight` existed have no such key; at 1.0 it stays out of
+    the record (so they resume), and any other value is recorded and read back."""
+    assert "reward_weight" not in EncoderConfig().to_dict()
+    assert EncoderConfig.from_dict(EncoderConfig().to_dict()) == EncoderConfig()
+    weighted = EncoderConfig(reward_weight=10.0)
+    assert weighted.to_dict()["reward_weight"] == 10.0
+    assert EncoderConfig.from_dict(weighted.to_dict()) == weighted
+
+
 def test_probes_and_purity_on_separable_and_random_features():
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 40)

@@ -3,7 +3,7 @@ and the collective retrains on the aggregate of all rounds (``python -m ctdkit.d
 
 from ctdkit.dagger.acting import DaggerActing, MixturePolicy
 from ctdkit.dagger.config import FIRST_EVAL_SEED, DaggerConfig, beta_schedule, collect_seed
-from ctdkit.dagger.rounds import round_dataset_id, run_dagger
+from ctdkit.dagger.rounds import round_aggregate, round_dataset_id, run_dagger
 
 __all__ = [
     "FIRST_EVAL_SEED",
@@ -12,6 +12,7 @@ __all__ = [
     "MixturePolicy",
     "beta_schedule",
     "collect_seed",
+    "round_aggregate",
     "round_dataset_id",
     "run_dagger",
 ]

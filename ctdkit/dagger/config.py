@@ -154,6 +154,7 @@ class DaggerConfig:
         )
         kept = {k: v for k, v in dataclasses.asdict(self).items() if k not in ignored}
         kept["collective"] = self.collective.record()  # ctd-e2e's fields for ctd-e2e only
+        kept["encoder"] = self.encoder.to_dict()  # fields added later only when changed
         kept["tasks"] = list(self.resolved_tasks())
         if self.collective.conditioning not in ENCODER_CONDITIONINGS:  # no encoder
             for name in ("encoder", "encoder_steps", "encoder_schedule"):

@@ -101,7 +101,7 @@ def _round(config: DaggerConfig, index: int) -> dict:
     started = time.perf_counter()
     _collect_round(config, index, previous, acting_sha)
     seconds["collect"] = time.perf_counter() - started
-    data = _aggregate(config, index)
+    data = round_aggregate(config.out, index)
 
     started = time.perf_counter()
     encoder = _encoder(config, index, data)
@@ -189,9 +189,10 @@ def _collect_round(
     )
 
 
-def _aggregate(config: DaggerConfig, index: int) -> Transitions:
-    """Rounds 0..index as one set of transitions (labels: the expert's at every state)."""
-    root = config.out / "datasets"
+def round_aggregate(run: Path, index: int) -> Transitions:
+    """Rounds 0..index of the DAgger run in folder ``run`` as one set of transitions (labels:
+    the expert's at every state): what round ``index``'s encoder and collective train on."""
+    root = Path(run) / "datasets"
     parts = [load_transitions(round_dataset_id(i), root=root) for i in range(index + 1)]
     return concat_transitions(parts, f"dagger/rounds-0-{index}")
 

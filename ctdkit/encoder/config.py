@@ -12,6 +12,9 @@ from ctdkit.errors import CtdkitError, unknown
 EncoderMode = Literal["label-free", "label-aware"]
 PositivePair = Literal["episode", "window"]
 
+#: fields added after runs were recorded, with the value every earlier run had
+LATER_FIELDS = {"reward_weight": 1.0}
+
 #: fields that fix the shapes and meaning of the weights: a checkpoint loads only into a config
 #: that agrees on all of them (training hyper-parameters may differ).
 ARCHITECTURE_FIELDS = (
@@ -40,6 +43,7 @@ class EncoderConfig:
     window twice), each independently BERT-masked into ``m(x_i)``, ``m'(x_i')``::
 
         L = rec(m(x), x) + rec(m'(x'), x') + contrastive_weight * InfoNCE(z, z')
+        rec = mse(states) + mse(actions) + reward_weight * mse(rewards)
         z_i = normalize(head(CLS(m(x_i))))          (likewise z_i')
         InfoNCE = ½ Σ_i [ -log softmax_j(z_i·z'_j / temperature)[i]
                           -log softmax_j(z'_i·z_j / temperature)[i] ] / B
@@ -74,6 +78,10 @@ class EncoderConfig:
     """Observation view the encoder sees: `goal-hidden` zeroes the goal slice."""
     use_rewards: bool = True
     """Give rewards their own tokens."""
+    reward_weight: float = 1.0
+    """Weight of the reward tokens' reconstruction error in the loss. A task's reward function
+    names it from the first step when the states cannot (reach and pick-place reset alike):
+    weighting it up is one of the DAgger study's encoder variants."""
     action_dim: int = ACTION_DIM
     """Action width."""
     mask_prob: float = 0.15
@@ -133,6 +141,9 @@ class EncoderConfig:
             )
         if self.temperature <= 0:
             raise CtdkitError(f"temperature must be positive, got {self.temperature}")
+        for name in ("reward_weight", "contrastive_weight"):
+            if getattr(self, name) < 0:
+                raise CtdkitError(f"{name} must be at least 0, got {getattr(self, name)}")
         if self.mode not in ("label-free", "label-aware"):
             raise unknown("encoder mode", self.mode, ("label-free", "label-aware"))
         if self.positives not in ("episode", "window"):
@@ -146,8 +157,13 @@ class EncoderConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
+        """JSON-ready fields; a field added after runs were recorded is left out while it has
+        the value those runs used (``LATER_FIELDS``), so their fingerprints still match."""
         out = dataclasses.asdict(self)
         out["state_slices"] = list(self.state_slices)
+        for name, earlier in LATER_FIELDS.items():
+            if out[name] == earlier:
+                del out[name]
         return out
 
     @classmethod

@@ -113,7 +113,8 @@ class EncoderTraining:
 
             L = rec(view a) + rec(view b) + contrastive_weight · InfoNCE(z_a, z_b)
 
-        ``rec`` sums :func:`masked_mse` over state, action (and reward) tokens.
+        ``rec`` sums :func:`masked_mse` over state, action (and, weighted by ``reward_weight``,
+        reward) tokens.
         """
         cfg, net = self.config, self.network
         rows = torch.from_numpy(np.concatenate([batch.rows_a, batch.rows_b])).to(self.device)
@@ -138,7 +139,7 @@ class EncoderTraining:
                 action_hat[view], actions[view, :-1], action_sel[view, :-1]
             )
             if reward_hat is not None:
-                reconstruction = reconstruction + masked_mse(
+                reconstruction = reconstruction + cfg.reward_weight * masked_mse(
                     reward_hat[view], rewards[view, :-1], reward_sel[view, :-1]
                 )
         z = F.normalize(net.embedding(hidden), dim=-1)
