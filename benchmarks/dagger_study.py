@@ -47,6 +47,8 @@ class Args:
     seeds: tuple[int, ...] = (0, 1, 2)
     frozen_encoder_seeds: tuple[int, ...] = (0,)
     """Seeds whose ctd runs are repeated with round 0's encoder kept frozen."""
+    continued_encoder_seeds: tuple[int, ...] = ()
+    """Seeds whose ctd runs are repeated with each round's encoder trained on from the last's."""
     controls: tuple[str, ...] = ()
     """Conditionings that get the data-matched control (β = 1 every round)."""
     plain: bool = True
@@ -60,6 +62,9 @@ class Args:
     encoder: EncoderConfig = dataclasses.field(default_factory=lambda: DaggerConfig().encoder)
     """The ctd encoder (`--encoder.embedding-dim 32`, `--encoder.reward-weight 10`, ...): a
     variant runs into its own `--out` and `--results`, beside the study's."""
+    normalize_context: bool = False
+    """Standardise the collective's context inputs (a variant: the CLS is a unit vector, small
+    beside the standardised observation)."""
     screening_episodes: int = 10
     final_episodes: int = 50
     eval_seeds: tuple[int, ...] = (100,)
@@ -75,12 +80,14 @@ class Cell:
     view: str
     conditioning: str
     seed: int
-    encoder: str = "retrained"  # or "frozen"
+    encoder: str = "retrained"  # or "frozen", "continued"
     control: bool = False
 
     @property
     def name(self) -> str:
-        suffix = "-frozen" if self.encoder == "frozen" else "-control" if self.control else ""
+        suffix = "-control" if self.control else ""
+        if self.encoder != "retrained":
+            suffix = f"-{self.encoder}"
         return f"{self.view}/{self.conditioning}{suffix}/seed{self.seed}"
 
 
@@ -93,6 +100,8 @@ def cells(args: Args) -> list[Cell]:
                     planned.append(Cell(view, conditioning, seed))
                 if conditioning == "ctd" and seed in args.frozen_encoder_seeds:
                     planned.append(Cell(view, conditioning, seed, encoder="frozen"))
+                if conditioning == "ctd" and seed in args.continued_encoder_seeds:
+                    planned.append(Cell(view, conditioning, seed, encoder="continued"))
                 if conditioning in args.controls:
                     planned.append(Cell(view, conditioning, seed, control=True))
     return planned
@@ -107,7 +116,10 @@ def dagger_config(args: Args, cell: Cell) -> DaggerConfig:
         beta=1.0 if cell.control else args.beta,
         noise=args.noise,
         collective=dataclasses.replace(
-            defaults.collective, conditioning=cell.conditioning, view=cell.view
+            defaults.collective,
+            conditioning=cell.conditioning,
+            view=cell.view,
+            normalize_context=args.normalize_context,
         ),
         collective_steps=args.collective_steps,
         encoder=args.encoder,
@@ -232,7 +244,8 @@ def _teacher(args: Args) -> dict:
 
 
 def _label(row: dict) -> str:
-    name = row["conditioning"] + ("" if row["encoder"] == "retrained" else " (frozen encoder)")
+    encoder = row["encoder"]
+    name = row["conditioning"] + ("" if encoder == "retrained" else f" ({encoder} encoder)")
     return name + (" control (β=1)" if row["round"] == -1 else "")
 
 

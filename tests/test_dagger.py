@@ -291,3 +291,41 @@ def test_the_dagger_tier_is_every_round_in_one_group_and_a_rerun_keeps_it(one_ro
     other = [{**r, "data_checksum": "0" * 64} for r in records]
     with pytest.raises(CtdkitError, match=r"already exists .* other DAgger rounds"):
         export_tier(one_round / "datasets", other, "test/tier-v0", root, {}, "x")
+
+
+def test_encoder_schedules_continued_starts_from_the_last_rounds_weights(tmp_path):
+    """`continued`: round 1's encoder is round 0's weights trained on rounds 0-1; `retrained`:
+    new weights trained on the same aggregate. Both recomputed here, bit for bit."""
+    from ctdkit.dagger import round_aggregate
+    from ctdkit.encoder import EncoderConfig, TrajectoryEncoder
+
+    encoder = EncoderConfig(window=6, d_model=16, n_heads=4, ffn=32, n_layers=2, batch_size=8)
+    ctd = CollectiveSACConfig(
+        conditioning="ctd", hidden=(32, 32), batch_size=64, actor_lr=1e-3, critic=False
+    )
+    weights = {}
+    for schedule in ("continued", "retrained"):
+        config = small_run(
+            tmp_path / schedule,
+            collective=ctd,
+            collective_steps=50,
+            encoder=encoder,
+            encoder_steps=5,
+            encoder_schedule=schedule,
+        )
+        run_dagger(config)
+        saved = {
+            i: TrajectoryEncoder.load(config.out / f"round-{i}/encoder/encoder.pt") for i in (0, 1)
+        }
+        expected = config.encoder_config().create()
+        if schedule == "continued":
+            expected.network.load_state_dict(saved[0].network.state_dict())
+        expected.fit(round_aggregate(config.out, 1), 5, progress=False)
+        got = saved[1].network.state_dict()
+        for name, tensor in expected.network.state_dict().items():
+            assert np.array_equal(tensor.numpy(), got[name].numpy()), (schedule, name)
+        weights[schedule] = got
+    assert any(
+        not np.array_equal(weights["continued"][k].numpy(), weights["retrained"][k].numpy())
+        for k in weights["continued"]
+    )

@@ -77,10 +77,13 @@ class DaggerConfig:
     """Trajectory encoder of `ctd` conditioning (its view is the collective's); seed is --seed."""
     encoder_steps: int = 300
     """Encoder updates when it is trained (ctd)."""
-    encoder_schedule: Literal["retrained", "frozen"] = "retrained"
-    """ctd: train a new encoder on the aggregate every round, or keep round 0's. ctd-e2e: the
-    collective finetunes a new one every round (`retrained`), or keeps finetuning its own,
-    which started from round 0's (`frozen`: the self-supervised encoder is trained once)."""
+    encoder_schedule: Literal["retrained", "frozen", "continued"] = "retrained"
+    """ctd: train a new encoder on the aggregate every round (`retrained`), keep round 0's
+    (`frozen`), or train on the aggregate starting from the previous round's weights
+    (`continued`: the CLS space the warm-started actor learned stays roughly in place; a new
+    encoder's is unrelated to the last). ctd-e2e: the collective finetunes a new one every
+    round (`retrained`, `continued`), or keeps finetuning its own, which started from round
+    0's (`frozen`: the self-supervised encoder is trained once)."""
     eval_seeds: tuple[int, ...] = (FIRST_EVAL_SEED,)
     """Evaluation seeds (>= 100: goals never used for collection)."""
     screening_episodes: int = 10
@@ -128,9 +131,10 @@ class DaggerConfig:
                 f"--eval-seeds {low[0]} is below {FIRST_EVAL_SEED}: seeds below it collect "
                 "training data; evaluate on held-out goals (e.g. --eval-seeds 100)"
             )
-        if self.encoder_schedule not in ("retrained", "frozen"):
+        if self.encoder_schedule not in ("retrained", "frozen", "continued"):
             raise CtdkitError(
-                f"--encoder-schedule must be retrained or frozen, not {self.encoder_schedule!r}"
+                "--encoder-schedule must be retrained, frozen or continued, not "
+                f"{self.encoder_schedule!r}"
             )
         validate_max_episode_steps(self.max_episode_steps)
         if self.export_dataset_id is not None:

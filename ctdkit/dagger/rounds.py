@@ -5,7 +5,8 @@ step), labels every visited state with the scripted expert, and retrains on the 
 A run folder holds, per round ``i``::
 
     datasets/dagger/round-<i>/<task>-v0   the round's Minari datasets (a group, published whole)
-    round-<i>/encoder/                    ctd: the encoder trained on rounds 0..i (checkpoints)
+    round-<i>/encoder/                    ctd: the encoder trained on rounds 0..i (checkpoints;
+                                          `continued`: from round i-1's weights)
                                           (ctd-e2e: where its collective's finetuning starts)
     round-<i>/collective.pt               the collective after round i (checkpoint.pt mid-way)
     round-<i>/screening/                  the screening evaluation (held-out seeds)
@@ -198,13 +199,13 @@ def round_aggregate(run: Path, index: int) -> Transitions:
 
 
 def _encoder_path(config: DaggerConfig, index: int) -> Path:
-    trained = index if config.encoder_schedule == "retrained" else 0
+    trained = 0 if config.encoder_schedule == "frozen" else index
     return config.out / f"round-{trained}" / "encoder" / ENCODER_FILE
 
 
 def _encoder(config: DaggerConfig, index: int, data: Transitions) -> TrajectoryEncoder | None:
-    """ctd only: the encoder of this round — trained on rounds 0..index (``retrained``), or
-    round 0's (``frozen``)."""
+    """ctd only: the encoder of this round — trained on rounds 0..index from new weights
+    (``retrained``) or from round ``index - 1``'s (``continued``), or round 0's (``frozen``)."""
     if config.collective.conditioning not in ENCODER_CONDITIONINGS:
         return None
     path = _encoder_path(config, index)
@@ -212,7 +213,14 @@ def _encoder(config: DaggerConfig, index: int, data: Transitions) -> TrajectoryE
         return TrajectoryEncoder.load(path)
     checkpoints = path.parent / "checkpoints"
     latest = latest_checkpoint(checkpoints) if checkpoints.is_dir() else None
-    encoder = config.encoder_config().create() if latest is None else TrajectoryEncoder.load(latest)
+    if latest is not None:
+        encoder = TrajectoryEncoder.load(latest)
+    else:
+        encoder = config.encoder_config().create()
+        if config.encoder_schedule == "continued" and index > 0:
+            previous = TrajectoryEncoder.load(_encoder_path(config, index - 1))
+            # weights only: the split and normalisation are fixed anew on this aggregate
+            encoder.network.load_state_dict(previous.network.state_dict())
     encoder.fit(
         data,
         config.encoder_steps - encoder.step,
