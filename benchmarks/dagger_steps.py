@@ -16,6 +16,7 @@ point and every 1k updates; evaluations resume seed by seed. Each run becomes on
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,13 @@ class Args:
     final_episodes: int = 50
     out: Path = Path("runs/dagger-steps")
     results: Path = Path("benchmarks/results/dagger_steps.json")
+    encoder: Path | None = None
+    """ctd: another encoder in place of the run's own (e.g. one of
+    ``benchmarks/encoder_variants.py``, trained on the same aggregate)."""
+    normalize_context: bool = False
+    """Standardise the context inputs (``CollectiveSACConfig.normalize_context``)."""
+    tasks: tuple[str, ...] | None = None
+    """Evaluate on these tasks only (default: the run's)."""
 
 
 def _learner(args: Args, collective: CollectiveSACConfig) -> CollectiveSAC:
@@ -55,12 +63,15 @@ def main(args: Args) -> None:
     fields = {f.name for f in dataclasses.fields(CollectiveSACConfig)}
     options = {k: v for k, v in settings["collective"].items() if k in fields}
     options["hidden"] = tuple(options["hidden"])
-    collective = CollectiveSACConfig(**{**options, "seed": settings["seed"]})
+    collective = CollectiveSACConfig(
+        **{**options, "seed": settings["seed"], "normalize_context": args.normalize_context}
+    )
     data = round_aggregate(args.run, last)
     encoder = None
     if collective.conditioning in ENCODER_CONDITIONINGS:
-        trained = last if settings.get("encoder_schedule", "retrained") == "retrained" else 0
-        encoder = TrajectoryEncoder.load(args.run / f"round-{trained}" / "encoder" / "encoder.pt")
+        trained = 0 if settings.get("encoder_schedule") == "frozen" else last
+        own = args.run / f"round-{trained}" / "encoder" / "encoder.pt"
+        encoder = TrajectoryEncoder.load(args.encoder or own)
     context = make_context(
         collective.conditioning, data, encoder, history_steps=collective.history_steps
     )
@@ -83,7 +94,7 @@ def main(args: Args) -> None:
             EvaluateConfig(
                 agent="collective",
                 checkpoint=weights,
-                tasks=tuple(settings["tasks"]),
+                tasks=args.tasks or tuple(settings["tasks"]),
                 seeds=tuple(settings["eval_seeds"]),
                 episodes=episodes,
                 out=args.out / f"eval-{point}",
@@ -109,12 +120,32 @@ def main(args: Args) -> None:
         "labelled_transitions": len(data),
         "eval_seeds": settings["eval_seeds"],
         "dagger_final": read_json_object(args.run / "final.json", "final.json")["mean"],
+        "encoder": None if args.encoder is None else str(args.encoder),
+        "normalize_context": args.normalize_context,
+        "tasks": None if args.tasks is None else list(args.tasks),
         "points": points,
     }
     study = read_json_object(args.results, str(args.results)) if args.results.is_file() else {}
-    rows = [r for r in study.get("rows", []) if r["run"] != row["run"]] + [row]
+    rows = [r for r in study.get("rows", []) if _variant(r) != _variant(row)] + [row]
     write_json_atomic(args.results, {"rows": rows}, indent=1)
     args.results.with_suffix(".md").write_text(table(rows))
+
+
+def _variant(row: dict) -> tuple:
+    """What makes a row its own (a rerun of the same replaces it)."""
+    keys = ("encoder", "normalize_context", "tasks")
+    return (row["run"], *(json.dumps(row.get(k) or None) for k in keys))
+
+
+def _name(row: dict) -> str:
+    extras = []
+    if row.get("encoder"):
+        extras.append(f"encoder {Path(row['encoder']).parent.name}")
+    if row.get("normalize_context"):
+        extras.append("context standardised")
+    if row.get("tasks"):
+        extras.append("on " + ", ".join(t.removesuffix("-v3") for t in row["tasks"]))
+    return row["conditioning"] + (f" ({'; '.join(extras)})" if extras else "")
 
 
 def table(rows: list[dict]) -> str:
@@ -133,7 +164,7 @@ def table(rows: list[dict]) -> str:
         by_step = {p["actor_steps"]: p["mean"] for p in r["points"]}
         cells = [f"{by_step[s]:.3f}" if s in by_step else "—" for s in steps]
         lines.append(
-            f"| {r['conditioning']} | {r['view']} | {r['seed']} | {r['dagger_final']:.3f} | "
+            f"| {_name(r)} | {r['view']} | {r['seed']} | {r['dagger_final']:.3f} | "
             + " | ".join(cells)
             + " |"
         )
