@@ -251,7 +251,15 @@ def _label(row: dict) -> str:
 
 def markdown(results: dict) -> str:
     """Final rows first (every seed, last round, final actor step), then screening by round."""
+    default = json.loads(json.dumps(dataclasses.asdict(DaggerConfig().encoder)))
+    changed = {
+        k: v for k, v in results["settings"].get("encoder", {}).items() if v != default.get(k)
+    }
+    if results["settings"].get("normalize_context"):
+        changed["normalize_context"] = True
+    variant = ", ".join(f"{k}={v}" for k, v in changed.items() if k != "seed")
     lines = [
+        *([f"**Variant:** {variant} (otherwise the study's settings).", ""] if variant else []),
         f"Teacher (scripted, same protocol): **{results['teacher']:.3f}** "
         f"[{results['teacher_ci'][0]:.2f}, {results['teacher_ci'][1]:.2f}]. Official protocol "
         f"on held-out goals (evaluation seeds >= 100; collection seeds < 100).",
