@@ -152,7 +152,10 @@ def table(rows: list[dict]) -> str:
     steps = sorted({p["actor_steps"] for r in rows for p in r["points"]})
     lines = [
         "A fresh collective trained on a DAgger run's final aggregate (every round), success on "
-        "held-out goals against actor steps (10 episodes per task, the last point 50); "
+        "held-out goals against actor steps (screening episodes per task at the intermediate "
+        "points, the final evaluation's at the last: "
+        + ", ".join(sorted({str(r["points"][-1]["episodes_per_task"]) for r in rows}))
+        + " per task); "
         "`DAgger` is the run's own final round (warm-started 10k updates per round).",
         "",
         "| conditioning | view | seed | DAgger | "
