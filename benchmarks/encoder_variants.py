@@ -119,12 +119,16 @@ def probe_rows(table: EpisodeTable, episodes: np.ndarray, rng: np.random.Generat
     return np.concatenate(rows), np.concatenate(steps)
 
 
+def bucket_label(first: int, last: int) -> str:
+    return f"{first}" if first == last else f"{first}-{last}"
+
+
 def bucket_accuracies(features: dict, tasks: dict, steps: dict, names: list[str]) -> dict:
     """Per bucket: probe accuracy over all tasks and among the shared-scene tasks."""
     shared = [names.index(t) for t in SHARED_SCENE if t in names]
     out = {}
     for first, last in BUCKETS:
-        label = f"{first}" if first == last else f"{first}-{last}"
+        label = bucket_label(first, last)
         pick = {s: (steps[s] >= first) & (steps[s] <= last) for s in steps}
         scores = {}
         for scope, keep in (("all", None), ("shared-scene", shared)):
@@ -150,7 +154,7 @@ def bucket_counts(tasks: np.ndarray, steps: np.ndarray, names: list[str]) -> dic
     counts = {}
     for first, last in BUCKETS:
         pick = (steps >= first) & (steps <= last)
-        label = f"{first}" if first == last else f"{first}-{last}"
+        label = bucket_label(first, last)
         counts[label] = [int(pick.sum()), int((pick & np.isin(tasks, shared)).sum())]
     return counts
 
@@ -204,7 +208,7 @@ def main(args: Args) -> dict:
         "labelled_transitions": len(data),
         "train_episodes": len(split.train),
         "validation_episodes": len(split.validation),
-        "buckets": [f"{a}" if a == b else f"{a}-{b}" for a, b in BUCKETS],
+        "buckets": [bucket_label(*bucket) for bucket in BUCKETS],
         "validation_windows": bucket_counts(tasks["validation"], steps["validation"], names),
         "methods": methods,
     }
