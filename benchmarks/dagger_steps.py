@@ -10,7 +10,9 @@ evaluated at each of ``--points`` actor steps: a screening evaluation (10 episod
 at the intermediate points and the final evaluation (50 per task) at the last, on the run's
 held-out evaluation seeds (>= 100). Resumable: the learner's full state is saved at every
 point and every 1k updates; evaluations resume seed by seed. Each run becomes one row of
-``--results`` (replaced when rerun), with a markdown table beside it.
+``--results`` (replaced when rerun), with a markdown table beside it; runs of the same
+conditioning on several seeds (``--points 50000`` is enough for seeds 1 and 2) are also pooled
+at their final point, with the stratified-bootstrap interval the DAgger study uses.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from ctdkit.collective import CollectiveSAC, CollectiveSACConfig, make_context
 from ctdkit.collective.config import ENCODER_CONDITIONINGS
 from ctdkit.dagger import round_aggregate
 from ctdkit.encoder import TrajectoryEncoder
+from ctdkit.eval.protocols import EvalResult
 from ctdkit.eval.run import EvaluateConfig, run_evaluation
+from ctdkit.eval.stats import summarize
 from ctdkit.files import read_json_object, write_json_atomic
 
 
@@ -113,6 +117,7 @@ def main(args: Args) -> None:
         print(f"{point} actor steps: {summary['mean_success']:.3f} ({episodes} ep/task)")
     row = {
         "run": str(args.run),
+        "out": str(args.out),
         "conditioning": collective.conditioning,
         "view": collective.view,
         "seed": settings["seed"],
@@ -171,7 +176,48 @@ def table(rows: list[dict]) -> str:
             + " | ".join(cells)
             + " |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + pooled_table(rows)
+
+
+def _final_results(row: dict) -> list[EvalResult]:
+    """The episodes of a row's final evaluation (read back from its ``--out`` folder)."""
+    folder = Path(row["out"]) / f"eval-{row['points'][-1]['actor_steps']}"
+    found = sorted(folder.glob("official-seed*.json"))
+    if not found:
+        raise FileNotFoundError(f"{folder}: no final evaluation to pool; rerun this row")
+    return [EvalResult(**read_json_object(p, str(p))["result"]) for p in found]
+
+
+def pooled_table(rows: list[dict]) -> str:
+    """Rows that differ only in seed, pooled at their common final point (two seeds or more)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        key = (_name(r), r["view"], r["points"][-1]["actor_steps"])
+        groups.setdefault(key, []).append(r)
+    lines = []
+    for (name, view, steps), members in sorted(groups.items()):
+        members.sort(key=lambda r: r["seed"])
+        if len({r["seed"] for r in members}) < 2:
+            continue
+        summary = summarize([e for r in members for e in _final_results(r)])
+        runs = [r["dagger_final"] for r in members]
+        low, high = summary["ci95"]
+        lines.append(
+            f"| {name} | {view} | {', '.join(str(r['seed']) for r in members)} | "
+            f"{sum(runs) / len(runs):.3f} | {steps / 1000:g}k | "
+            f"**{summary['mean_success']:.3f}** [{low:.3f}, {high:.3f}] |"
+        )
+    if not lines:
+        return ""
+    header = [
+        "",
+        "Pooled over seeds at the final point (the runs' final evaluations' episodes together; "
+        "`DAgger` is the mean of the runs' own final rounds):",
+        "",
+        "| conditioning | view | seeds | DAgger | actor steps | mean [95% CI] |",
+        "|---|---|---|---|---|---|",
+    ]
+    return "\n".join(header + lines) + "\n"
 
 
 if __name__ == "__main__":
