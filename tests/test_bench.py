@@ -790,6 +790,53 @@ def tiny_data(bench):
     return load_transitions(TINY.dataset_id, root=bench["config"].root)
 
 
+def test_d3rlpy_options_change_one_field_and_fix_cqls_conservative_weight(tiny_data):
+    import d3rlpy
+    from d3rlpy.models.torch import get_parameter
+
+    from ctdkit.bench.algos import d3rlpy_config
+    from ctdkit.bench.suites import Suite
+    from ctdkit.collective import make_context
+
+    context = make_context("none", tiny_data)
+    rows, next_rows = context.for_transitions(tiny_data)
+    dataset = conditioned_dataset(tiny_data, rows, next_rows, "full")
+    mean, std = tiny_data.observations.mean(0), tiny_data.observations.std(0)
+    quiet_d3rlpy()
+
+    def alpha_after_updates(options):
+        d3rlpy.seed(0)
+        config = d3rlpy_config("cql", (32, 32), 32, mean, std, options=options)
+        algo = config.create()
+        algo.fit(
+            dataset,
+            n_steps=20,
+            n_steps_per_epoch=20,
+            show_progress=False,
+            save_interval=10**9,
+            logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
+        )
+        return config, float(get_parameter(algo.impl.modules.log_alpha).exp().detach().reshape(-1)[0])
+
+    config, fixed = alpha_after_updates({"alpha_learning_rate": 0.0})
+    assert config.alpha_learning_rate == 0.0 and config.conservative_weight == 5.0
+    assert fixed == 1.0  # initial_alpha, never updated: the weight stays 5
+    _, tuned = alpha_after_updates(None)
+    assert tuned != 1.0  # d3rlpy's default: the Lagrangian moves it
+    for bad in ("alpha_lr", "batch_size"):  # a typo; a field the suite sets itself
+        with pytest.raises(CtdkitError, match=f"unknown CQLConfig option '{bad}'"):
+            d3rlpy_config("cql", (32, 32), 32, mean, std, options={bad: 0.0})
+    with pytest.raises(CtdkitError, match="unknown d3rlpy learner 'sac'"):
+        Suite("x", "x", "d", d3rlpy_options=(("sac", "alpha_learning_rate", 0.0),))
+    assert "d3rlpy_options" not in SUITES["reach-replay"].settings()  # fingerprints kept
+    check = SUITES["reach-replay-cql-fixed-alpha"]
+    assert check.settings()["d3rlpy_options"] == [["cql", "alpha_learning_rate", 0.0]]
+    assert {**check.settings(), "d3rlpy_options": None} == {
+        **SUITES["reach-replay"].settings(),
+        "d3rlpy_options": None,
+    }
+
+
 def test_oracle_conditioned_bc_sees_and_uses_the_one_hot(tiny_data):
     import d3rlpy
 

@@ -23,6 +23,7 @@ labels; BC on other data and every offline-RL learner learn from the executed ac
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -85,10 +86,12 @@ def d3rlpy_config(
     observation_mean: np.ndarray,
     observation_std: np.ndarray,
     reward_scale: float = 1.0,
+    options: dict[str, Any] | None = None,
 ) -> Any:
-    """d3rlpy's config for ``learner`` with the suite's network sizes and batch; everything else
-    at d3rlpy's defaults. Observations are standardised with statistics of the training data
-    (as the collective learner does), given precomputed so d3rlpy need not walk every row."""
+    """d3rlpy's config for ``learner`` with the suite's network sizes and batch, ``options``
+    (config field → value) changed, everything else at d3rlpy's defaults. Observations are
+    standardised with statistics of the training data (as the collective learner does), given
+    precomputed so d3rlpy need not walk every row."""
     import d3rlpy
     from d3rlpy.models.encoders import VectorEncoderFactory
     from d3rlpy.preprocessing import MultiplyRewardScaler, StandardObservationScaler
@@ -100,16 +103,22 @@ def d3rlpy_config(
     )
     if reward_scale != 1.0:
         common["reward_scaler"] = MultiplyRewardScaler(reward_scale)
-    if learner == "bc":
-        return d3rlpy.algos.BCConfig(encoder_factory=nets, **common)
     actor_critic = dict(actor_encoder_factory=nets, critic_encoder_factory=nets, **common)
-    if learner == "iql":
-        return d3rlpy.algos.IQLConfig(value_encoder_factory=nets, **actor_critic)
-    if learner == "cql":
-        return d3rlpy.algos.CQLConfig(**actor_critic)
-    if learner == "td3bc":
-        return d3rlpy.algos.TD3PlusBCConfig(**actor_critic)
-    raise unknown("d3rlpy learner", learner, D3RLPY_LEARNERS)
+    configs = {
+        "bc": (d3rlpy.algos.BCConfig, dict(encoder_factory=nets, **common)),
+        "iql": (d3rlpy.algos.IQLConfig, dict(value_encoder_factory=nets, **actor_critic)),
+        "cql": (d3rlpy.algos.CQLConfig, actor_critic),
+        "td3bc": (d3rlpy.algos.TD3PlusBCConfig, actor_critic),
+    }
+    if learner not in configs:
+        raise unknown("d3rlpy learner", learner, D3RLPY_LEARNERS)
+    config, arguments = configs[learner]
+    fields = {f.name for f in dataclasses.fields(config)}
+    for name in options or {}:
+        if name not in fields or name in arguments:
+            settable = sorted(fields - set(arguments))
+            raise unknown(f"{config.__name__} option", name, settable)
+    return config(**arguments, **(options or {}))
 
 
 def conditioned(observations: np.ndarray, contexts: np.ndarray, view: str) -> np.ndarray:

@@ -53,6 +53,12 @@ def _budget_line(suite: dict[str, Any]) -> str:
         )  # fmt: skip
     elif s.get("final_protocols"):
         weights = f"Final weights only, evaluated under {', '.join(s['final_protocols'])}."
+    changed = [f"collective {k} = {v}" for k, v in s.get("collective_options", {}).items()]
+    changed += [f"{learner} {k} = {v}" for learner, k, v in s.get("d3rlpy_options", [])]
+    if s.get("reward_scale", 1.0) != 1.0:
+        changed.append(f"d3rlpy rewards x{s['reward_scale']}")
+    if changed:
+        weights += " Changed from the defaults: " + "; ".join(changed) + "."
     return (
         f"Dataset `{d['id']}` (content checksum `{d['checksum'][:12]}…`), tasks {task_text}, "
         f"view `{s['view']}`. **Every algorithm: {s['n_steps']} gradient steps, batch "

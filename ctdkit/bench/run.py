@@ -724,6 +724,11 @@ class _D3rlpyLearner:
             inputs.mean(axis=0),
             inputs.std(axis=0),
             suite.reward_scale,
+            {
+                name: value
+                for learner, name, value in suite.d3rlpy_options
+                if learner == spec.algo.learner
+            },
         ).create(device=spec.device)
         if state is not None:
             self.algo.build_with_dataset(self.dataset)

@@ -14,6 +14,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ctdkit.bench.algos import D3RLPY_LEARNERS
 from ctdkit.collective.config import CollectiveSACConfig
 from ctdkit.errors import CtdkitError, unknown
 
@@ -70,6 +71,11 @@ class Suite:
     without ablations keep their fingerprints."""
     reward_scale: float = 1.0
     """Multiplies rewards for the d3rlpy algorithms (d3rlpy's MultiplyRewardScaler)."""
+    d3rlpy_options: tuple[tuple[str, str, Any], ...] = ()
+    """(learner, field, value) triples changing one d3rlpy config field of that learner from
+    d3rlpy's default (e.g. ``("cql", "alpha_learning_rate", 0.0)``: a fixed conservative
+    weight, as d3rlpy's and CORL's reference scripts run CQL); left out of the settings when
+    empty, like `collective_options`."""
     protocol: Literal["official", "all-goals"] = "official"
     eval_episodes: int = 10
     """Episodes per task and eval seed (official) or the first N goal variations (all-goals)."""
@@ -150,7 +156,8 @@ class Suite:
         skip = {"name", "description", "reference", "algos", "seeds", "seed_limits", "recipe"}
         values = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
         values["collective_options"] = dict(self.collective_options)
-        for key in ("collective_options", "final_protocols"):
+        values["d3rlpy_options"] = [list(option) for option in self.d3rlpy_options]
+        for key in ("collective_options", "d3rlpy_options", "final_protocols"):
             if not values[key]:
                 del values[key]
         if not self.curve_steps:
@@ -162,6 +169,9 @@ class Suite:
         for name, _ in self.collective_options:
             if name not in fields:
                 raise unknown("collective option", name, sorted(fields))
+        for learner, *_ in self.d3rlpy_options:
+            if learner not in D3RLPY_LEARNERS:
+                raise unknown("d3rlpy learner", learner, D3RLPY_LEARNERS)
         steps = (0, *self.curve_steps, self.n_steps)
         if any(a >= b for a, b in itertools.pairwise(steps)):
             raise CtdkitError(
@@ -246,6 +256,31 @@ COLLECTIVE_ABLATIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         "-context-std",
         "; ablation: the one-hot standardised with the observations, as d3rlpy's inputs",
         {"collective_options": (("normalize_context", True),)},
+    ),
+)
+#: CQL as d3rlpy's and CORL's reference scripts run it, against our rows at d3rlpy's defaults
+#: (whose conservative weight is tuned by a Lagrangian: docs/bench.md, "CQL configuration
+#: check"): one seed each, the replay and the expert tier, the tier's own budget
+FIXED_ALPHA = (("cql", "alpha_learning_rate", 0.0),)  # α = initial_alpha · 5, never updated
+CQL_CHECKS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("-cql-fixed-alpha", "d3rlpy's reproduction: α fixed at 5", {"d3rlpy_options": FIXED_ALPHA}),
+    (
+        "-cql-corl",
+        "CORL's MuJoCo settings where they differ: α fixed at 10, actor and temperature "
+        "learning rates 3e-5",
+        {
+            "d3rlpy_options": (
+                *FIXED_ALPHA,
+                ("cql", "conservative_weight", 10.0),
+                ("cql", "actor_learning_rate", 3e-5),
+                ("cql", "temp_learning_rate", 3e-5),
+            )
+        },
+    ),
+    (
+        "-cql-fixed-alpha-reward0p1",
+        "α fixed at 5 and rewards x0.1 (Q in the tens, not the hundreds)",
+        {"d3rlpy_options": FIXED_ALPHA, "reward_scale": 0.1},
     ),
 )
 
@@ -369,6 +404,23 @@ _SUITES: list[Suite] = [
             **changes,
         )
         for suffix, note, changes in COLLECTIVE_ABLATIONS
+    ),
+    *(
+        _mt10(
+            f"{tier}{suffix}",
+            f"CQL configuration check on the {tier} suite's data and budget: {note}.",
+            dataset,
+            algos=(algo,),
+            reference=algo,
+            seeds=(0,),
+            **extra,
+            **changes,
+        )
+        for tier, dataset, algo, extra in (
+            ("reach-replay", REPLAY, "cql-none", {"eval_episodes": 50}),
+            ("mt10-expert", EXPERT, "cql-oracle", {}),
+        )
+        for suffix, note, changes in CQL_CHECKS
     ),
 ]
 SUITES: dict[str, Suite] = {suite.name: suite for suite in _SUITES}
