@@ -790,6 +790,21 @@ def tiny_data(bench):
     return load_transitions(TINY.dataset_id, root=bench["config"].root)
 
 
+def _fit_quietly(algo, dataset, n_steps: int):
+    """``n_steps`` d3rlpy updates in one epoch, no progress bar, logs or saved models."""
+    import d3rlpy
+
+    algo.fit(
+        dataset,
+        n_steps=n_steps,
+        n_steps_per_epoch=n_steps,
+        show_progress=False,
+        save_interval=10**9,
+        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
+    )
+    return algo
+
+
 def test_d3rlpy_options_change_one_field_and_fix_cqls_conservative_weight(tiny_data):
     import d3rlpy
     from d3rlpy.models.torch import get_parameter
@@ -807,16 +822,9 @@ def test_d3rlpy_options_change_one_field_and_fix_cqls_conservative_weight(tiny_d
     def alpha_after_updates(options):
         d3rlpy.seed(0)
         config = d3rlpy_config("cql", (32, 32), 32, mean, std, options=options)
-        algo = config.create()
-        algo.fit(
-            dataset,
-            n_steps=20,
-            n_steps_per_epoch=20,
-            show_progress=False,
-            save_interval=10**9,
-            logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
-        )
-        return config, float(get_parameter(algo.impl.modules.log_alpha).exp().detach().reshape(-1)[0])
+        algo = _fit_quietly(config.create(), dataset, 20)
+        log_alpha = get_parameter(algo.impl.modules.log_alpha)
+        return config, float(log_alpha.exp().detach().reshape(-1)[0])
 
     config, fixed = alpha_after_updates({"alpha_learning_rate": 0.0})
     assert config.alpha_learning_rate == 0.0 and config.conservative_weight == 5.0
@@ -857,14 +865,7 @@ def test_oracle_conditioned_bc_sees_and_uses_the_one_hot(tiny_data):
     d3rlpy.seed(0)
     inputs = np.concatenate([rows, data.observations], axis=1)
     algo = d3rlpy_config("bc", (64, 64), 64, inputs.mean(0), inputs.std(0)).create()
-    algo.fit(
-        dataset,
-        n_steps=300,
-        n_steps_per_epoch=300,
-        show_progress=False,
-        save_interval=10**9,
-        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
-    )
+    _fit_quietly(algo, dataset, 300)
     assert algo.observation_shape == (39 + 2,)
     agent = ConditionedAgent(algo, context, "full", "bc-oracle")
     observation = data.observations[:1].repeat(2, axis=0)
