@@ -284,7 +284,17 @@ def markdown(results: dict) -> str:
         tasks = results["tasks"]
         lines += ["", "Per task, final rows:", ""]
         views = {r["view"] for r in finals}
-        names = [_label(r) + (f" ({r['view']})" if len(views) > 1 else "") for r in finals]
+        seed_sets = {tuple(r["seeds"]) for r in finals}
+
+        def column(row: dict) -> str:
+            """The row's label, with its view and seeds where the final rows differ in them."""
+            parts = [row["view"]] if len(views) > 1 else []
+            if len(seed_sets) > 1:
+                seeds = ", ".join(str(s) for s in row["seeds"])
+                parts.append(f"seed{'s' if len(row['seeds']) > 1 else ''} {seeds}")
+            return _label(row) + (f" ({'; '.join(parts)})" if parts else "")
+
+        names = [column(r) for r in finals]
         lines.append("| task | " + " | ".join(names) + " |")
         lines.append("|---|" + "---|" * len(finals))
         for task in tasks:
