@@ -647,6 +647,32 @@ def test_records_with_a_malformed_curve_are_refused_in_one_line(curve, tmp_path)
     assert read_record(path) is not None  # records of suites without curves have none
 
 
+def test_records_with_malformed_setting_changes_are_refused_in_one_line(curve, tmp_path):
+    """The leaderboard prints a record's option changes: their shapes are checked first."""
+    from ctdkit.bench.records import read_record
+
+    record = json.loads(Path(curve["records"]["A"]["bc-none"]["path"]).read_text())
+    settings = record["settings"]
+    cases = [
+        ({"collective_options": ["log_std_weight", 0]}, "settings.collective_options is"),
+        ({"collective_options": {"lr": [1]}}, "settings.collective_options is"),
+        ({"d3rlpy_options": [["cql", "alpha_learning_rate"]]}, "settings.d3rlpy_options is"),
+        ({"d3rlpy_options": [["cql", 3, 0.0]]}, "settings.d3rlpy_options is"),
+        ({"d3rlpy_options": {"cql": 1}}, "settings.d3rlpy_options is"),
+        ({"reward_scale": "10"}, 'settings.reward_scale is "10", not a number'),
+    ]
+    path = tmp_path / "bad.json"
+    for change, problem in cases:
+        path.write_text(json.dumps({**record, "settings": {**settings, **change}}))
+        with pytest.warns(RecordWarning) as caught:
+            assert read_record(path) is None, problem
+        (message,) = [str(w.message) for w in caught]
+        assert problem in message and "\n" not in message, (problem, message)
+    fine = {"d3rlpy_options": [["cql", "alpha_learning_rate", 0.0]], "reward_scale": 0.1}
+    path.write_text(json.dumps({**record, "settings": {**settings, **fine}}))
+    assert read_record(path) is not None
+
+
 def test_curve_suites_check_their_points_and_protocols():
     from ctdkit.bench.suites import PROTOCOLS, Suite
     from ctdkit.eval.protocols import PROTOCOLS as EVAL_PROTOCOLS

@@ -187,6 +187,9 @@ def record_problem(record: object) -> str | None:
     hidden = settings["hidden"]
     if not (isinstance(hidden, list) and all(_is_int(h) for h in hidden)):
         return f"settings.hidden is {_shown(hidden)}, not a list of integers"
+    problem = _options_problem(settings)
+    if problem:
+        return problem
     if not isinstance(record["dataset"].get("id"), str):
         return "dataset.id is not a string"
     tasks = record["dataset"].get("tasks")
@@ -291,6 +294,32 @@ def _suite_tasks(suite: str) -> tuple[str, ...] | None:
     from ctdkit.envs.tasks import resolve_tasks
 
     return tuple(resolve_tasks(SUITES[suite].tasks))
+
+
+def _options_problem(settings: dict[str, Any]) -> str | None:
+    """What is wrong with the optional setting changes the leaderboard prints, if anything."""
+
+    def scalar(value: object) -> bool:
+        return value is None or isinstance(value, (str, bool)) or _is_number(value)
+
+    collective = settings.get("collective_options", {})
+    if not (isinstance(collective, dict) and all(scalar(v) for v in collective.values())):
+        return f"settings.collective_options is {_shown(collective)}, not a field-to-value object"
+    d3rlpy = settings.get("d3rlpy_options", [])
+
+    def triple(option: object) -> bool:
+        return (
+            isinstance(option, list)
+            and len(option) == 3
+            and all(isinstance(x, str) for x in option[:2])
+            and scalar(option[2])
+        )
+
+    if not (isinstance(d3rlpy, list) and all(triple(o) for o in d3rlpy)):
+        return f"settings.d3rlpy_options is {_shown(d3rlpy)}, not [learner, field, value] lists"
+    if not _is_number(settings.get("reward_scale", 1.0)):
+        return f"settings.reward_scale is {_shown(settings['reward_scale'])}, not a number"
+    return None
 
 
 def _shown(value: object) -> str:
