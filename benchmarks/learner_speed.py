@@ -34,6 +34,7 @@ import timing  # before torch: pins OMP_NUM_THREADS
 import torch
 import tyro
 
+from ctdkit.bench.algos import fit_quietly
 from ctdkit.cli import quiet_d3rlpy
 from ctdkit.collect import CollectConfig, collect
 from ctdkit.collective import CollectiveSACConfig, make_context
@@ -72,19 +73,6 @@ class Args:
     threads: int = 1
     """Torch intra-op threads (pinned)."""
     json_out: Path | None = None
-
-
-def _quiet_fit(algo, dataset, steps: int) -> None:
-    import d3rlpy
-
-    algo.fit(
-        dataset,
-        n_steps=steps,
-        n_steps_per_epoch=steps,
-        show_progress=False,
-        save_interval=10**9,
-        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
-    )
 
 
 def _ours_critic_steps(learner, tensors: dict[str, torch.Tensor], steps: int) -> None:
@@ -154,7 +142,7 @@ def main(args: Args) -> dict:
     tensors = critic._tensors(data)
     _ours_critic_steps(critic, tensors, args.warmup)
     bc = d3rlpy.algos.BCConfig(batch_size=args.batch_size, encoder_factory=nets).create()
-    _quiet_fit(bc, dataset, args.warmup)
+    fit_quietly(bc, dataset, args.warmup)
     sac = d3rlpy.algos.SACConfig(
         batch_size=args.batch_size, actor_encoder_factory=nets, critic_encoder_factory=nets
     ).create()
@@ -164,7 +152,7 @@ def main(args: Args) -> dict:
     steps = args.steps
     rows = {
         ACTOR: lambda: timing.timed_rate(lambda: actor.fit(data, steps, progress=False), steps),
-        D3_BC: lambda: timing.timed_rate(lambda: _quiet_fit(bc, dataset, steps), steps),
+        D3_BC: lambda: timing.timed_rate(lambda: fit_quietly(bc, dataset, steps), steps),
         CRITIC: lambda: timing.timed_rate(
             lambda: _ours_critic_steps(critic, tensors, steps), steps
         ),

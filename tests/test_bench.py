@@ -816,26 +816,11 @@ def tiny_data(bench):
     return load_transitions(TINY.dataset_id, root=bench["config"].root)
 
 
-def _fit_quietly(algo, dataset, n_steps: int):
-    """``n_steps`` d3rlpy updates in one epoch, no progress bar, logs or saved models."""
-    import d3rlpy
-
-    algo.fit(
-        dataset,
-        n_steps=n_steps,
-        n_steps_per_epoch=n_steps,
-        show_progress=False,
-        save_interval=10**9,
-        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
-    )
-    return algo
-
-
 def test_d3rlpy_options_change_one_field_and_fix_cqls_conservative_weight(tiny_data):
     import d3rlpy
     from d3rlpy.models.torch import get_parameter
 
-    from ctdkit.bench.algos import d3rlpy_config
+    from ctdkit.bench.algos import d3rlpy_config, fit_quietly
     from ctdkit.bench.suites import Suite
     from ctdkit.collective import make_context
 
@@ -848,7 +833,8 @@ def test_d3rlpy_options_change_one_field_and_fix_cqls_conservative_weight(tiny_d
     def alpha_after_updates(options):
         d3rlpy.seed(0)
         config = d3rlpy_config("cql", (32, 32), 32, mean, std, options=options)
-        algo = _fit_quietly(config.create(), dataset, 20)
+        algo = config.create()
+        fit_quietly(algo, dataset, 20)
         log_alpha = get_parameter(algo.impl.modules.log_alpha)
         return config, float(log_alpha.exp().detach().reshape(-1)[0])
 
@@ -874,7 +860,7 @@ def test_d3rlpy_options_change_one_field_and_fix_cqls_conservative_weight(tiny_d
 def test_oracle_conditioned_bc_sees_and_uses_the_one_hot(tiny_data):
     import d3rlpy
 
-    from ctdkit.bench.algos import d3rlpy_config
+    from ctdkit.bench.algos import d3rlpy_config, fit_quietly
     from ctdkit.collective import make_context
     from ctdkit.policies.history import EpisodeHistory
 
@@ -891,7 +877,7 @@ def test_oracle_conditioned_bc_sees_and_uses_the_one_hot(tiny_data):
     d3rlpy.seed(0)
     inputs = np.concatenate([rows, data.observations], axis=1)
     algo = d3rlpy_config("bc", (64, 64), 64, inputs.mean(0), inputs.std(0)).create()
-    _fit_quietly(algo, dataset, 300)
+    fit_quietly(algo, dataset, 300)
     assert algo.observation_shape == (39 + 2,)
     agent = ConditionedAgent(algo, context, "full", "bc-oracle")
     observation = data.observations[:1].repeat(2, axis=0)

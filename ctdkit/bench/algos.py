@@ -121,6 +121,23 @@ def d3rlpy_config(
     return config(**arguments, **(options or {}))
 
 
+def fit_quietly(algo: Any, dataset: Any, n_steps: int) -> list:
+    """``n_steps`` d3rlpy updates as one epoch: no progress bar, logs or saved models (the
+    bench, its tests and the learner benchmark count and record what matters themselves).
+    d3rlpy's per-epoch metrics are returned."""
+    import d3rlpy
+
+    return algo.fit(
+        dataset,
+        n_steps=n_steps,
+        n_steps_per_epoch=n_steps,
+        show_progress=False,
+        save_interval=10**9,
+        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
+        with_timestamp=False,
+    )
+
+
 def conditioned(observations: np.ndarray, contexts: np.ndarray, view: str) -> np.ndarray:
     """``[context, observation]`` rows, the observation through ``view`` (float32)."""
     observations = apply_view(np.asarray(observations, dtype=np.float32), view)

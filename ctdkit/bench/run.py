@@ -744,17 +744,10 @@ class _D3rlpyLearner:
         return self.algo.grad_step
 
     def train(self, n_steps: int) -> dict[str, float]:
-        import d3rlpy
+        from ctdkit.bench.algos import fit_quietly
 
-        metrics = self.algo.fit(
-            self.dataset,
-            n_steps=n_steps,
-            n_steps_per_epoch=n_steps,
-            show_progress=False,  # runs are counted by the benchmark's own progress bar
-            save_interval=10**9,
-            logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
-            with_timestamp=False,
-        )
+        # runs are counted by the benchmark's own progress bar
+        metrics = fit_quietly(self.algo, self.dataset, n_steps)
         final = {k: float(v) for k, v in (metrics[-1][1] if metrics else {}).items()}
         return {k: v for k, v in final.items() if not k.startswith("time_")}  # losses only
 
