@@ -191,6 +191,7 @@ def test_rerun_skips_finished_runs(bench):
 
 def test_a_failing_run_leaves_an_error_record_and_the_others_go_on(bench, tmp_path, monkeypatch):
     import ctdkit.bench.run as bench_run
+    from ctdkit.bench import learners
 
     out = tmp_path / "runs"
     shutil.copytree(bench["config"].out, out, ignore=shutil.ignore_patterns("models"))
@@ -201,7 +202,7 @@ def test_a_failing_run_leaves_an_error_record_and_the_others_go_on(bench, tmp_pa
     def broken(*args, **kwargs):
         raise RuntimeError("d3rlpy exploded")
 
-    monkeypatch.setattr(bench_run, "_d3rlpy_learner", broken)
+    monkeypatch.setattr(learners, "D3rlpyRunLearner", broken)
     config = BenchRunConfig(
         suite="tiny", out=out, root=bench["config"].root, workers=1, progress=False, seeds=(0,)
     )
@@ -386,6 +387,7 @@ def curve(bench, tiny_data):
     its training after the first point, then rerun; the shared encoders are the bench's."""
     import ctdkit.bench.run as bench_run
     import ctdkit.eval
+    from ctdkit.bench import learners
 
     base = bench["base"] / "curve"
     calls: dict[str, list] = {"A": [], "B stopped": [], "B rerun": []}
@@ -413,7 +415,7 @@ def curve(bench, tiny_data):
             )
             with pytest.MonkeyPatch.context() as stop:
                 if name == "B stopped":
-                    for learner in (bench_run._CollectiveLearner, bench_run._D3rlpyLearner):
+                    for learner in (learners.CollectiveRunLearner, learners.D3rlpyRunLearner):
                         stop.setattr(learner, "train", _stopped_after(40, learner.train))
                 result[name] = run_bench(config(run))
             if name == "B stopped":  # what the rerun finds
@@ -1006,7 +1008,8 @@ def test_each_suite_has_its_own_leaderboard_reference_unless_overridden():
 def test_collective_ablation_suites_change_one_learner_setting_and_refuse_unknown_fields():
     import dataclasses
 
-    from ctdkit.bench.run import RunSpec, collective_config
+    from ctdkit.bench.learners import collective_config
+    from ctdkit.bench.run import RunSpec
     from ctdkit.bench.suites import Suite
 
     def config_of(suite_name: str):

@@ -141,12 +141,12 @@ def test_a_stopped_curve_run_of_each_baseline_continues_to_the_same_weights(base
     """With a curve point at step 7 (odd: TD3+BC updates its actor every 2nd step by d3rlpy's
     grad_step), each baseline stopped after the point and rerun ends with exactly the networks
     and optimiser states of the uninterrupted run above (no curve point, same seed)."""
-    import ctdkit.bench.run as bench_run
     import ctdkit.eval
+    from ctdkit.bench import learners
 
     suite = dataclasses.replace(baselines["suite"], curve_steps=(7,))
     config = dataclasses.replace(baselines["config"], out=tmp_path / "runs", save_models=True)
-    train = bench_run._D3rlpyLearner.train
+    train = learners.D3rlpyRunLearner.train
 
     def stopped(self, n_steps):
         if self.step >= 7:
@@ -156,10 +156,10 @@ def test_a_stopped_curve_run_of_each_baseline_continues_to_the_same_weights(base
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(suites_module.SUITES, "tiny", suite)
         patch.setattr(ctdkit.eval, "evaluate", _no_evaluation)
-        patch.setattr(bench_run._D3rlpyLearner, "train", stopped)
+        patch.setattr(learners.D3rlpyRunLearner, "train", stopped)
         first = run_bench(config)
         assert {r["status"] for r in first.results} == {"error"}
-        patch.setattr(bench_run._D3rlpyLearner, "train", train)
+        patch.setattr(learners.D3rlpyRunLearner, "train", train)
         second = run_bench(config)
     assert {r["status"] for r in second.results} == {"ok"}
     for algo_id, learner in ALGOS.items():

@@ -29,15 +29,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ctdkit.bench.algos import COLLECTIVE, COST, Algo, action_targets, parse_algo
+from ctdkit.bench import learners
+from ctdkit.bench.algos import COLLECTIVE, COST, action_targets, parse_algo
 from ctdkit.bench.conditioning import (
     EncoderJob,
-    PrecomputedContext,
     encoder_directory,
     is_done,
     train_shared_encoder,
 )
-from ctdkit.bench.data import DatasetCheck, check_dataset, episode_counts
+from ctdkit.bench.data import check_dataset, episode_counts
 from ctdkit.bench.records import (
     SCHEMA,
     environment,
@@ -47,8 +47,8 @@ from ctdkit.bench.records import (
     variant_name,
     write_record,
 )
+from ctdkit.bench.spec import RunSpec
 from ctdkit.bench.suites import Suite, get_suite
-from ctdkit.cli import quiet_d3rlpy
 from ctdkit.collective.config import ENCODER_CONDITIONINGS
 from ctdkit.envs.tasks import resolve_tasks
 from ctdkit.errors import CtdkitError, unknown
@@ -111,46 +111,6 @@ class BenchRunConfig:
         check_count("--threads", self.threads)
         if self.backend not in ("local", "ray"):
             raise unknown("backend", self.backend, ("local", "ray"))
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything one run needs (picklable: it travels to worker processes)."""
-
-    suite: Suite
-    algo: Algo
-    seed: int
-    episodes_per_task: int | None
-    tasks: tuple[str, ...]
-    dataset_checksum: str
-    record: Path
-    model_dir: Path | None
-    encoder_dir: Path | None
-    root: Path | None
-    device: str = "cpu"
-    threads: int = 1
-    encoder_error: str | None = None
-    data_check: DatasetCheck | None = None  # the data against its recipe (not a setting)
-    checkpoint_dir: Path | None = None  # curve suites: the training state at the last point
-
-    @property
-    def variant(self) -> str:
-        return variant_name(self.episodes_per_task)
-
-    def fingerprinted(self) -> dict[str, Any]:
-        """The settings with the fingerprint a record carries (compared as one more key)."""
-        settings = self.settings()
-        return {"fingerprint": fingerprint(settings), **settings}
-
-    def settings(self) -> dict[str, Any]:
-        return {
-            **self.suite.settings(),
-            "tasks": list(self.tasks),
-            "algo": self.algo.id,
-            "seed": self.seed,
-            "episodes_per_task": self.episodes_per_task,
-            "dataset_checksum": self.dataset_checksum,
-        }
 
 
 @dataclass
@@ -425,11 +385,11 @@ def _train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
         progress["resumed_at"].append(saved["steps"])
     stated: dict[str, Any] = {}  # what BC cloned (offline RL: always the executed actions)
     if spec.algo.learner == COLLECTIVE:
-        learner = _collective_learner(spec, data, context, state)
+        learner = learners.CollectiveRunLearner(spec, data, context, state)
     else:
         targets = action_targets(spec.algo.learner, data.relabelled)
         step = 0 if saved is None else saved["steps"]
-        learner = _d3rlpy_learner(spec, data, context, targets, state, step)
+        learner = learners.D3rlpyRunLearner(spec, data, context, targets, state, step)
         if spec.algo.learner == "bc":
             stated["bc_targets"] = targets
     times = progress["seconds"]
@@ -631,144 +591,3 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(tensor(state["torch"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([tensor(s) for s in state["cuda"]])
-
-
-# ---------------------------------------------------------------------------- learners
-def collective_config(spec: RunSpec):
-    """The collective learner's config of a run: the suite's sizes, budgets and ablations."""
-    from ctdkit.collective import CollectiveSACConfig
-
-    suite = spec.suite
-    return CollectiveSACConfig(
-        conditioning=spec.algo.conditioning,
-        view=suite.view,
-        hidden=suite.hidden,
-        actor_lr=suite.collective_lr,
-        batch_size=suite.batch_size,
-        critic=suite.collective_critic,
-        seed=spec.seed,
-        **dict(suite.collective_options),
-    )
-
-
-class _CollectiveLearner:
-    """A run's collective learner: ``train(n)`` takes n more steps (``CollectiveSAC.fit``),
-    its full training state saved and loaded with ``CollectiveSAC.save``/``load``."""
-
-    STATE = "collective.pt"
-
-    def __init__(self, spec: RunSpec, data, context, state: Path | None = None):
-        from ctdkit.collective import CollectiveSAC
-
-        self.data, self.context = data, context
-        if state is None:
-            self.learner = collective_config(spec).create(device=spec.device)
-        else:
-            self.learner = CollectiveSAC.load(state / self.STATE, device=spec.device)
-            if isinstance(context, PrecomputedContext):
-                # the cached CLS rows (the same encoder): not a re-embedding of every row
-                self.learner.context = context
-
-    @property
-    def step(self) -> int:
-        return self.learner.step
-
-    def train(self, n_steps: int) -> dict[str, float]:
-        history = self.learner.fit(self.data, n_steps, context=self.context, progress=False)
-        return history[-1] if history else {}
-
-    def agent(self):
-        from ctdkit.collective import CollectiveAgent
-
-        return CollectiveAgent(self.learner)
-
-    def save_state(self, directory: Path) -> None:
-        self.learner.save(directory / self.STATE)
-
-    def save_model(self, directory: Path) -> None:
-        self.learner.save(directory / "collective.pt")
-
-
-class _D3rlpyLearner:
-    """A run's d3rlpy algorithm. ``train(n)`` calls ``fit`` for n more steps: a built
-    algorithm keeps its networks and optimisers, and its ``grad_step`` counts on (d3rlpy 2.8
-    ``QLearningAlgoBase.fitter`` skips building; only the logger's epoch counter restarts).
-    Its training state is ``save_model`` (every network and optimiser, with any LR scheduler)
-    plus the step, restored with ``build_with_dataset``, ``load_model``, ``set_grad_step``."""
-
-    def __init__(
-        self,
-        spec: RunSpec,
-        data,
-        context,
-        targets: str = "actions",
-        state: Path | None = None,
-        step: int = 0,
-    ):
-        import d3rlpy
-
-        from ctdkit.bench.algos import conditioned, d3rlpy_config
-        from ctdkit.bench.data import conditioned_dataset
-
-        suite = spec.suite
-        self.spec, self.context = spec, context
-        quiet_d3rlpy()  # hundreds of runs: their records hold what matters
-        d3rlpy.seed(spec.seed)
-        rows, next_rows = context.for_transitions(data)
-        self.dataset = conditioned_dataset(data, rows, next_rows, suite.view, targets)
-        inputs = conditioned(data.observations, rows, suite.view)
-        self.algo = d3rlpy_config(
-            spec.algo.learner,
-            suite.hidden,
-            suite.batch_size,
-            inputs.mean(axis=0),
-            inputs.std(axis=0),
-            suite.reward_scale,
-            {
-                name: value
-                for learner, name, value in suite.d3rlpy_options
-                if learner == spec.algo.learner
-            },
-        ).create(device=spec.device)
-        if state is not None:
-            self.algo.build_with_dataset(self.dataset)
-            self.algo.load_model(str(state / self.state_file))
-            self.algo.set_grad_step(step)
-
-    @property
-    def state_file(self) -> str:
-        return f"{self.spec.algo.learner}.pt"
-
-    @property
-    def step(self) -> int:
-        return self.algo.grad_step
-
-    def train(self, n_steps: int) -> dict[str, float]:
-        from ctdkit.bench.algos import fit_quietly
-
-        # runs are counted by the benchmark's own progress bar
-        metrics = fit_quietly(self.algo, self.dataset, n_steps)
-        final = {k: float(v) for k, v in (metrics[-1][1] if metrics else {}).items()}
-        return {k: v for k, v in final.items() if not k.startswith("time_")}  # losses only
-
-    def agent(self):
-        from ctdkit.bench.algos import ConditionedAgent
-
-        return ConditionedAgent(self.algo, self.context, self.spec.suite.view, self.spec.algo.id)
-
-    def save_state(self, directory: Path) -> None:
-        self.algo.save_model(str(directory / self.state_file))
-
-    def save_model(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.algo.save(str(directory / f"{self.spec.algo.learner}.d3"))
-
-
-def _collective_learner(spec: RunSpec, data, context, state: Path | None = None):
-    return _CollectiveLearner(spec, data, context, state)
-
-
-def _d3rlpy_learner(
-    spec: RunSpec, data, context, targets: str = "actions", state: Path | None = None, step=0
-):
-    return _D3rlpyLearner(spec, data, context, targets, state, step)
