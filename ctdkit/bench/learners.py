@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ctdkit.bench.algos import ConditionedAgent, conditioned, d3rlpy_config, fit_quietly
 from ctdkit.bench.conditioning import PrecomputedContext
+from ctdkit.bench.data import conditioned_dataset
 from ctdkit.bench.spec import RunSpec
 from ctdkit.cli import quiet_d3rlpy
 
@@ -89,9 +91,6 @@ class D3rlpyRunLearner:
     ):
         import d3rlpy
 
-        from ctdkit.bench.algos import conditioned, d3rlpy_config
-        from ctdkit.bench.data import conditioned_dataset
-
         suite = spec.suite
         self.spec, self.context = spec, context
         quiet_d3rlpy()  # hundreds of runs: their records hold what matters
@@ -126,16 +125,12 @@ class D3rlpyRunLearner:
         return self.algo.grad_step
 
     def train(self, n_steps: int) -> dict[str, float]:
-        from ctdkit.bench.algos import fit_quietly
-
         # runs are counted by the benchmark's own progress bar
         metrics = fit_quietly(self.algo, self.dataset, n_steps)
         final = {k: float(v) for k, v in (metrics[-1][1] if metrics else {}).items()}
         return {k: v for k, v in final.items() if not k.startswith("time_")}  # losses only
 
     def agent(self):
-        from ctdkit.bench.algos import ConditionedAgent
-
         return ConditionedAgent(self.algo, self.context, self.spec.suite.view, self.spec.algo.id)
 
     def save_state(self, directory: Path) -> None:
