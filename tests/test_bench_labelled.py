@@ -19,7 +19,7 @@ import pytest
 
 import ctdkit.eval
 from ctdkit.bench import BenchRunConfig, run_bench
-from ctdkit.bench import data as bench_data
+from ctdkit.bench import learners as bench_learners
 from ctdkit.bench import suites as suites_module
 from ctdkit.bench.algos import ACTION_TARGETS, action_targets, parse_algo
 from ctdkit.bench.data import collect_config, recipe, target_actions
@@ -69,7 +69,7 @@ def runs(tmp_path_factory):
     collect(CollectConfig(**common, labeller="scripted", dataset_id=LABELLED))
     collect(CollectConfig(**common, dataset_id=ACTING))
     built = {}  # (targets, relabelled) -> (data, d3rlpy dataset) of each d3rlpy run
-    conditioned_dataset = bench_data.conditioned_dataset
+    conditioned_dataset = bench_learners.conditioned_dataset  # patched where the learner reads it
 
     def spy(data, context, next_context, view, targets="actions"):
         dataset = conditioned_dataset(data, context, next_context, view, targets)
@@ -81,7 +81,7 @@ def runs(tmp_path_factory):
 
     records = {}
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(bench_data, "conditioned_dataset", spy)
+        patch.setattr(bench_learners, "conditioned_dataset", spy)
         patch.setattr(ctdkit.eval, "evaluate", no_evaluation)
         plans = [(LABELLED, ("bc-none", "iql-oracle")), (ACTING, ("bc-none",))]
         for dataset_id, algos in plans:
