@@ -11,6 +11,15 @@ transitions as DAgger's, with the same updates (reported as round -1). Every fin
 folded into ``--results`` (``benchmarks/results/dagger_mt10.json``) and its markdown table and
 plot as soon as it finishes, so a study spread over sessions commits what it has.
 
+Each run's evaluation records (``rounds.json`` and every episode of its screening and final
+evaluations, some 100 kB; not its datasets or weights) are copied beside the results into
+``<results stem>_runs/`` (e.g. ``benchmarks/results/dagger_mt10_runs/full/ctd/seed0``), and so
+are the teacher's. The fold reads a run from ``--out`` when it is there and from that archive
+when it is not, so seeds run on different machines pool episode by episode, exactly as if run on
+one. A group of rows (view, conditioning, encoder, control) whose committed seeds are not all
+here or in the archive (runs from before the archive) keeps its committed rows, and the fold
+says so: a fold never loses a seed.
+
 Rows are read at the last round and the final actor step of every seed run — never the best
 round or seed; screening rows (``episodes_per_task`` = ``--screening-episodes``) are labelled
 as such. Evaluation seeds (>= 100) never collect data.
@@ -24,6 +33,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import dataclasses
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +46,7 @@ from ctdkit.envs.tasks import resolve_tasks
 from ctdkit.eval.protocols import EvalResult
 from ctdkit.eval.run import EvaluateConfig, run_evaluation
 from ctdkit.eval.stats import summarize
-from ctdkit.files import read_json_object, write_json_atomic, write_text_atomic
+from ctdkit.files import read_json_object, write_atomic, write_json_atomic, write_text_atomic
 
 
 @dataclass
@@ -185,15 +195,81 @@ def _row(cells_done: list[tuple[Cell, dict]], round_index: int, kind: str) -> di
     }
 
 
+RECORD_PATTERNS = ("rounds.json", "round-*/screening/*.json", "final-round-*/*.json")
+
+
+def archive_folder(args: Args) -> Path:
+    """Where the runs' evaluation records live beside the results (committed with them)."""
+    return args.results.with_name(f"{args.results.stem}_runs")
+
+
+def archive(source: Path, target: Path, patterns: tuple[str, ...]) -> None:
+    """Copy the small record files of ``source`` into ``target`` (each file atomically)."""
+    for pattern in patterns:
+        for path in sorted(source.glob(pattern)):
+            destination = target / path.relative_to(source)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(destination, lambda tmp, path=path: shutil.copyfile(path, tmp))
+
+
+def run_folder(args: Args, cell: Cell) -> Path | None:
+    """The cell's run folder here (its records archived on the way), else its archived records."""
+    here, kept = args.out / cell.name, archive_folder(args) / cell.name
+    if (here / "rounds.json").is_file():
+        archive(here, kept, RECORD_PATTERNS)
+        return here
+    return kept if (kept / "rounds.json").is_file() else None
+
+
+def _group(row: dict) -> tuple:
+    return (row["view"], row["conditioning"], row["encoder"], row["round"] == -1)
+
+
+def _seeds(rows: list[dict]) -> dict[tuple, set[int]]:
+    seeds: dict[tuple, set[int]] = {}
+    for row in rows:
+        seeds.setdefault(_group(row), set()).update(row["seeds"])
+    return seeds
+
+
+def merge_committed(args: Args, rows: list[dict], wall: list[dict]) -> tuple[list, list]:
+    """The fold's rows, except for groups where the committed results hold seeds this fold has
+    not got (their runs were on another machine before the archive existed): those keep their
+    committed rows and wall times, and the fold says so. A fold never loses a seed."""
+    if not args.results.is_file():
+        return rows, wall
+    committed = read_json_object(args.results, str(args.results))
+    found, before = _seeds(rows), _seeds(committed["rows"])
+    kept = {g for g, seeds in before.items() if not seeds <= found.get(g, set())}
+    for group in sorted(kept, key=str):
+        print(
+            f"kept from {args.results}: {group}, seeds {sorted(before[group])} "
+            f"(here and in {archive_folder(args)}: {sorted(found.get(group, ()))})"
+        )
+    names = {Cell(v, c, 0, e, control).name.rsplit("/", 1)[0] for v, c, e, control in kept}
+
+    def kept_run(entry: dict) -> bool:
+        return entry["run"].rsplit("/", 1)[0] in names
+
+    return (
+        [r for r in committed["rows"] if _group(r) in kept]
+        + [r for r in rows if _group(r) not in kept],
+        [w for w in committed.get("wall_seconds", []) if kept_run(w)]
+        + [w for w in wall if not kept_run(w)],
+    )
+
+
 def fold(args: Args) -> dict:
-    """Every finished run under ``--out`` as the results JSON (and its markdown and plot)."""
+    """Every finished run under ``--out`` or in the archive as the results JSON (and its
+    markdown and plot)."""
     groups: dict[tuple, list[tuple[Cell, dict]]] = {}
     wall = []
     for cell in cells(args):
-        path = args.out / cell.name / "rounds.json"
-        if not path.is_file():
+        folder = run_folder(args, cell)
+        if folder is None:
             continue
-        result = read_json_object(path, str(path)) | {"out": str(args.out / cell.name)}
+        path = folder / "rounds.json"
+        result = read_json_object(path, str(path)) | {"out": str(folder)}
         key = (cell.view, cell.conditioning, cell.encoder, cell.control)
         groups.setdefault(key, []).append((cell, result))
         wall.append(
@@ -209,6 +285,7 @@ def fold(args: Args) -> dict:
                 rows.append(row) if row else None
         row = _row(done, last, "final")
         rows.append(row) if row else None
+    rows, wall = merge_committed(args, rows, wall)
     teacher = _teacher(args)
     results = {
         "teacher": teacher["mean_success"],
@@ -230,17 +307,23 @@ def fold(args: Args) -> dict:
 
 
 def _teacher(args: Args) -> dict:
-    """The scripted experts under the same protocol, seeds and final episode count."""
-    return run_evaluation(
+    """The scripted experts under the same protocol, seeds and final episode count (read back
+    from the archive when evaluated on another machine; the settings are checked on reading)."""
+    here, kept = args.out / "teacher", archive_folder(args) / "teacher"
+    if not here.is_dir():
+        archive(kept, here, ("*.json",))
+    summary = run_evaluation(
         EvaluateConfig(
             agent="scripted",
             tasks=args.tasks,
             seeds=args.eval_seeds,
             episodes=args.final_episodes,
-            out=args.out / "teacher",
+            out=here,
             progress=False,
         )
     )
+    archive(here, kept, ("*.json",))
+    return summary
 
 
 def _label(row: dict) -> str:

@@ -36,7 +36,9 @@ Everything below is fixed before any student run (and is what the results record
 
 Every run resumes exactly (``train_student --resume``), so the study spans sessions: rerun the
 same command. Runs live under ``--out``; the JSON goes to ``benchmarks/results/student.json``
-with a markdown table and one PNG per task.
+with a markdown table and one PNG per task. The JSON keeps every seed's curve, so ``results`` on
+another machine keeps the seeds folded there and adds the ones run here (a seed's curve from
+its run folder when that got at least as far, else the committed one, said in one line).
 """
 
 from __future__ import annotations
@@ -196,18 +198,54 @@ def run(args: Args) -> None:
                     run_one(args, method, task, seed)
 
 
+def committed_runs(args: Args) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Runs folded into ``student.json`` by an earlier session, keyed (task, method, seed).
+
+    Their run folders need not exist here (a new machine): the JSON keeps each seed's curve and
+    collective digest, which is all the read-out needs, so a study spread over sessions adds
+    seeds without rerunning the ones it has."""
+    path = args.results / "student.json"
+    if not path.is_file():
+        return {}
+    runs = {}
+    for row in read_json_object(path, str(path))["rows"]:
+        digests = row.get("collective_sha256", {})
+        for seed, curve in row["curves"].items():
+            runs[row["task"], row["method"], int(seed)] = {
+                "curve": [{"env_steps": int(s), "success": float(v)} for s, v in curve],
+                "collective_sha256": digests.get(seed) if isinstance(digests, dict) else None,
+            }
+    return runs
+
+
+def study_runs(args: Args, task: str, method: str) -> dict[int, dict[str, Any]]:
+    """Each seed's curve and collective digest: from its run folder, or from the committed JSON
+    where that got further (the folder was lost with an earlier machine, or is a fresh rerun
+    still behind it)."""
+    committed = committed_runs(args)
+    runs = {}
+    for seed in SEEDS[method]:
+        out_dir = args.out / task / method / f"seed{seed}"
+        curve, record = evaluations(out_dir), out_dir / "student.json"
+        digest = read_json_object(record, str(record))["collective"]["sha256"] if curve else None
+        here = {"curve": curve, "collective_sha256": digest}
+        earlier = committed.get((task, method, seed))
+        if earlier and len(earlier["curve"]) > len(curve):
+            print(f"{task} {method} seed {seed}: from the committed results ({args.results})")
+            here = earlier
+        if here["curve"]:
+            runs[seed] = here
+    return runs
+
+
 def results(args: Args) -> dict[str, Any]:
     rows = []
     for task in study_tasks(args):
         for method in args.methods:
-            curves = {s: evaluations(args.out / task / method / f"seed{s}") for s in SEEDS[method]}
-            curves = {s: c for s, c in curves.items() if c}
-            if not curves:
+            runs = study_runs(args, task, method)
+            if not runs:
                 continue
-            records = [args.out / task / method / f"seed{s}" / "student.json" for s in curves]
-            collectives = {
-                read_json_object(p, str(p))["collective"]["sha256"] for p in records if p.is_file()
-            }
+            curves = {s: r["curve"] for s, r in runs.items()}
             rows.append(
                 {
                     "task": task,
@@ -227,7 +265,7 @@ def results(args: Args) -> dict[str, Any]:
                         str(s): [[e["env_steps"], e["success"]] for e in c]
                         for s, c in curves.items()
                     },
-                    "collective_sha256": sorted(collectives),
+                    "collective_sha256": {str(s): r["collective_sha256"] for s, r in runs.items()},
                 }
             )
     study = {

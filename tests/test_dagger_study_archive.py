@@ -1,0 +1,117 @@
+"""``benchmarks/dagger_study.py`` folds seeds run on different machines as if run on one: each
+run's evaluation records are archived beside the results, the fold reads a run from its folder
+or else from the archive (pooling episode by episode), the teacher's evaluation is read back
+rather than rerun, and a committed group with seeds not found here keeps its rows: a fold never
+loses a seed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+import ctdkit.eval.run
+
+ROOT = Path(__file__).resolve().parent.parent
+TASKS = ("reach-v3", "push-v3")
+
+
+def _study_module():
+    path = ROOT / "benchmarks" / "dagger_study.py"
+    spec = importlib.util.spec_from_file_location("dagger_study", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+STUDY = _study_module()
+
+
+def _result(successes: dict[str, list[int]]) -> dict:
+    episodes = [
+        {"task": task, "success": s, "return": 0.0, "length": 500}
+        for task, values in successes.items()
+        for s in values
+    ]
+    return {
+        "result": {"protocol": "official", "seed": 100, "tasks": list(TASKS), "episodes": episodes}
+    }
+
+
+def _run(out: Path, name: str, seed: int, final: dict[str, list[int]]) -> None:
+    """A finished one-round run: screening and final evaluation records, no weights."""
+    folder = out / name / f"seed{seed}"
+    for sub, successes in (
+        ("round-0/screening", {t: [0] for t in TASKS}),
+        ("final-round-0", final),
+    ):
+        (folder / sub).mkdir(parents=True)
+        (folder / sub / "official-seed100.json").write_text(json.dumps(_result(successes)))
+    (folder / "round-0" / "collective.pt").write_bytes(b"weights stay out of the archive")
+    rounds = [
+        {
+            "round": 0,
+            "labelled_transitions": 100,
+            "actor_steps": 50,
+            "collect_seed": seed,
+            "seconds": {"collect": 1.0},
+        }
+    ]
+    (folder / "rounds.json").write_text(json.dumps({"rounds": rounds}))
+
+
+def _args(tmp_path: Path, machine: str, seeds: tuple[int, ...]):
+    return STUDY.Args(
+        tasks=TASKS,
+        conditionings=("history",),
+        seeds=seeds,
+        frozen_encoder_seeds=(),
+        rounds=0,
+        final_episodes=2,
+        out=tmp_path / machine,
+        results=tmp_path / "results" / "dagger.json",
+    )
+
+
+def test_seeds_from_two_machines_pool_episode_by_episode_and_old_groups_stay(tmp_path, monkeypatch):
+    first = _args(tmp_path, "machine-1", (0,))
+    _run(first.out, "full/history", 0, {"reach-v3": [1, 1], "push-v3": [0, 0]})
+    results = STUDY.fold(first)  # the teacher is evaluated for real (2 scripted episodes a task)
+    final = next(r for r in results["rows"] if not r["screening"])
+    assert final["seeds"] == [0] and final["per_task"] == {"reach-v3": 1.0, "push-v3": 0.0}
+    kept = tmp_path / "results" / "dagger_runs"
+    assert (kept / "full/history/seed0/final-round-0/official-seed100.json").is_file()
+    assert not list(kept.rglob("*.pt"))
+    assert (kept / "teacher" / "official-seed100.json").is_file()
+
+    committed = json.loads(first.results.read_text())
+    committed["rows"].append(dict(final, conditioning="oracle", mean=0.123))  # an older group
+    older_none = dict(final, conditioning="none", seeds=[0, 1, 2], mean=0.456)  # 3 seeds before
+    committed["rows"].append(older_none)
+    first.results.write_text(json.dumps(committed))
+
+    def no_evaluation(*args, **kwargs):
+        raise AssertionError("the teacher's archived evaluation should be read back")
+
+    monkeypatch.setattr(ctdkit.eval.run, "evaluate", no_evaluation)
+    second = _args(tmp_path, "machine-2", (0, 1))  # seed 0's folder is not on this machine
+    second.conditionings = ("history", "none")
+    _run(second.out, "full/history", 1, {"reach-v3": [0, 1], "push-v3": [1, 1]})
+    _run(second.out, "full/none", 1, {"reach-v3": [0, 0], "push-v3": [0, 0]})  # 1 of 3 seeds
+    results = STUDY.fold(second)
+    final = next(
+        r for r in results["rows"] if not r["screening"] and r["conditioning"] == "history"
+    )
+    assert final["seeds"] == [0, 1]
+    assert final["per_task"] == {"reach-v3": 0.75, "push-v3": 0.5}
+    assert final["mean"] == pytest.approx(0.625)
+    older = [r for r in results["rows"] if r["conditioning"] == "oracle"]
+    assert [r["mean"] for r in older] == [0.123]
+    none_rows = [r for r in results["rows"] if r["conditioning"] == "none"]
+    assert [(r["seeds"], r["mean"]) for r in none_rows] == [([0, 1, 2], 0.456)]
+    assert (tmp_path / "results" / "dagger_runs" / "full/none/seed1/rounds.json").is_file()
+    assert results["teacher"] == committed["teacher"]

@@ -1,0 +1,72 @@
+"""``benchmarks/student_study.py results`` reads steps to 90% off each seed's curve, and a study
+spread over machines keeps the seeds an earlier session folded: a run folder that is gone (or a
+rerun still behind) leaves the committed curve in place, a run that got further replaces it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _study_module():
+    path = ROOT / "benchmarks" / "student_study.py"
+    spec = importlib.util.spec_from_file_location("student_study", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+STUDY = _study_module()
+
+
+def _run(out: Path, method: str, seed: int, successes: list[float], digest: str) -> None:
+    folder = out / "push-v3" / method / f"seed{seed}"
+    folder.mkdir(parents=True)
+    evaluations = [{"env_steps": 5_000 * i, "success": s} for i, s in enumerate(successes, start=0)]
+    (folder / "metrics.json").write_text(json.dumps({"evaluations": evaluations}))
+    (folder / "student.json").write_text(json.dumps({"collective": {"sha256": digest}}))
+
+
+def _args(tmp_path: Path, out: str) -> object:
+    results = tmp_path / "results"
+    results.mkdir(exist_ok=True)
+    return STUDY.Args(
+        stage="results", tasks=("trained",), methods=("sac",), out=tmp_path / out, results=results
+    )
+
+
+def test_steps_to_90_is_the_first_of_two_consecutive_evaluations_at_it():
+    curve = [{"env_steps": 5_000 * i, "success": s} for i, s in enumerate([0, 0.9, 0.5, 0.9, 1])]
+    assert STUDY.steps_to(curve, 0.9) == 15_000
+    assert STUDY.steps_to(curve[:4], 0.9) is None
+    assert STUDY.steps_to(curve, 0.5) == 5_000
+
+
+def test_a_later_session_keeps_committed_seeds_and_takes_runs_that_got_further(tmp_path):
+    first = _args(tmp_path, "machine-1")
+    _run(first.out, "sac", 0, [0.0, 0.2, 0.9, 0.95], "aaa")
+    _run(first.out, "sac", 1, [0.0, 0.1, 0.3], "bbb")
+    study = STUDY.results(first)
+    (row,) = study["rows"]
+    assert row["seeds"] == [0, 1] and row["steps_to_90"] == [10_000, None]
+    assert row["collective_sha256"] == {"0": "aaa", "1": "bbb"}
+
+    second = _args(tmp_path, "machine-2")  # seed 0's folder is gone; seed 1 went further
+    _run(second.out, "sac", 1, [0.0, 0.1, 0.3, 0.9, 0.9], "bbb")
+    _run(second.out, "sac", 2, [0.0], "ccc")  # a rerun of a seed nobody folded yet
+    (row,) = STUDY.results(second)["rows"]
+    assert row["seeds"] == [0, 1, 2]
+    assert row["steps_to_90"] == [10_000, 15_000, None]
+    assert row["curves"]["0"] == [[0, 0.0], [5_000, 0.2], [10_000, 0.9], [15_000, 0.95]]
+    assert row["success_at_0"] == [0.0, 0.0, 0.0] and row["final_success"] == [0.95, 0.9, 0.0]
+
+    third = _args(tmp_path, "machine-3")  # a rerun of seed 0 still behind the committed curve
+    _run(third.out, "sac", 0, [0.0, 0.2], "aaa")
+    (row,) = STUDY.results(third)["rows"]
+    assert row["steps_to_90"][0] == 10_000 and len(row["curves"]["0"]) == 4
+    assert (tmp_path / "results" / "student.md").read_text().count("| push-v3 | sac | 3 |") == 1
