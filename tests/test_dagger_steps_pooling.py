@@ -4,26 +4,13 @@ one seed gets no pooled row, and a row whose evaluation is gone is an error, not
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from scripts import load_script
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _steps_module():
-    path = ROOT / "benchmarks" / "dagger_steps.py"
-    spec = importlib.util.spec_from_file_location("dagger_steps", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-STEPS = _steps_module()
+STEPS = load_script("benchmarks/dagger_steps.py")
 TASKS = ("reach-v3", "push-v3")
 
 

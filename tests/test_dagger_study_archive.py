@@ -6,29 +6,18 @@ loses a seed."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from scripts import load_script
 
 import ctdkit.eval.run
 
-ROOT = Path(__file__).resolve().parent.parent
 TASKS = ("reach-v3", "push-v3")
 
 
-def _study_module():
-    path = ROOT / "benchmarks" / "dagger_study.py"
-    spec = importlib.util.spec_from_file_location("dagger_study", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-STUDY = _study_module()
+STUDY = load_script("benchmarks/dagger_study.py")
 
 
 def _result(successes: dict[str, list[int]]) -> dict:

@@ -4,24 +4,16 @@ figure copied by hand (and disagreeing with its source) cannot come back."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
+from scripts import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _render_figures():
-    path = ROOT / "benchmarks" / "render_figures.py"
-    spec = importlib.util.spec_from_file_location("render_figures", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-FIGURES = _render_figures()
+FIGURES = load_script("benchmarks/render_figures.py")
 
 
 @pytest.mark.parametrize("path", FIGURES.TARGETS, ids=lambda p: p.name)

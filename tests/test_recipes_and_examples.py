@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import tyro
+from scripts import load_script
 
 from ctdkit.collect import CollectConfig
 from ctdkit.envs.tasks import resolve_tasks
@@ -56,14 +57,8 @@ def test_recipe_command_parses_to_its_own_id(path):
 
 
 def test_example_collects_loads_and_trains(tmp_path, capsys, monkeypatch):
-    import importlib.util
-    import sys
 
-    path = Path(__file__).parent.parent / "examples" / "collect_and_load.py"
-    spec = importlib.util.spec_from_file_location("collect_and_load", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
+    module = load_script("examples/collect_and_load.py")
     monkeypatch.chdir(tmp_path)  # its default root is relative, as a user runs it
     module.main(module.Args(episodes_per_task=1, max_episode_steps=60, bc_steps=20))
     out = capsys.readouterr().out

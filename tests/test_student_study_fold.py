@@ -4,24 +4,12 @@ rerun still behind) leaves the committed curve in place, a run that got further 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from scripts import load_script
 
-
-def _study_module():
-    path = ROOT / "benchmarks" / "student_study.py"
-    spec = importlib.util.spec_from_file_location("student_study", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-STUDY = _study_module()
+STUDY = load_script("benchmarks/student_study.py")
 
 
 def _run(out: Path, method: str, seed: int, successes: list[float], digest: str) -> None:
