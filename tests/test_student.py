@@ -236,11 +236,14 @@ def test_a_resumed_student_makes_the_same_updates_and_saves_a_collective(collect
 
 
 def test_a_tiny_student_beats_random_on_reach(collectives, tmp_path):
-    """3000 env steps of 100-step reach episodes (small nets, fast targets, γ 0.9, α 0.1),
-    the critic shaped at weight 10 throughout by the distilled oracle collective (return 4×
-    random's here): the deterministic actor's return is a clear multiple of the random
-    policy's, and its untrained initialisation does not pass the same bar. Measured over
-    seeds 0-4: 1.60-2.84× random (seed 2: 2.55×)."""
+    """5000 env steps of 100-step reach episodes (small nets, fast targets, γ 0.9, α 0.1),
+    the first 3000 with the critic shaped at weight 10 by the distilled oracle collective
+    (return 4× random's here), the rest plain: the deterministic actor's return is a clear
+    multiple of the random policy's, and its untrained initialisation does not pass the same
+    bar. Measured over seeds 0-4 on an AMD EPYC box: 1.77-3.05× random (seed 0: 1.96×;
+    untrained 0.95×). With only the 3000 shaped steps it was 1.60-2.84× on an Intel box but
+    1.21-2.85× on the EPYC one (other rounding, other data): too close to the bar to hold on
+    every machine."""
     sac = SACConfig(
         hidden=(64, 64),
         batch_size=128,
@@ -251,12 +254,12 @@ def test_a_tiny_student_beats_random_on_reach(collectives, tmp_path):
         gamma=0.9,
         tau=0.05,
         init_temperature=0.1,
-        seed=2,
+        seed=0,
     )
     config = TrainStudentConfig(
         collective=collectives["oracle"],
         task="reach-v3",
-        total_steps=3000,
+        total_steps=5000,
         sac=sac,
         max_episode_steps=100,
         bonus_weight=10.0,
