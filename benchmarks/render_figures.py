@@ -159,16 +159,25 @@ def collect_throughput() -> str:
     return "\n".join(lines)
 
 
+def _script(name: str) -> Any:
+    """A study script of ``benchmarks/`` as a module (its own renderer of its JSON)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    return module
+
+
 def dagger_mt10() -> str:
     """The DAgger study's table, rendered by the study's own ``markdown`` from its JSON."""
-    spec = importlib.util.spec_from_file_location(
-        "dagger_study", ROOT / "benchmarks" / "dagger_study.py"
-    )
-    study = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = study  # its dataclasses look their module up while it loads
-    spec.loader.exec_module(study)
     results = json.loads((ROOT / "benchmarks" / "results" / "dagger_mt10.json").read_text())
-    return study.markdown(results).rstrip("\n")
+    return _script("dagger_study").markdown(results).rstrip("\n")
+
+
+def student() -> str:
+    """The student study's table, rendered by the study's own ``table`` from its JSON."""
+    results = json.loads((ROOT / "benchmarks" / "results" / "student.json").read_text())
+    return _script("student_study").table(results).rstrip("\n")
 
 
 BLOCKS: dict[str, Callable[[], str]] = {
@@ -176,6 +185,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "encoder_throughput": encoder_throughput,
     "collect_throughput": collect_throughput,
     "dagger_mt10": dagger_mt10,
+    "student": student,
 }
 
 

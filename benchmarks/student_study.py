@@ -295,23 +295,31 @@ def table(study: dict[str, Any]) -> str:
         f"Budget {BUDGET // 1000}k env steps; official protocol, {EVAL_EPISODES} held-out-goal "
         f"episodes per evaluation every {EVAL_EVERY // 1000}k steps; steps to 90% / 50%: first "
         "of two consecutive evaluations at or above it (— never: counts as the budget in the "
-        "median).",
+        "median; a seed still running shows how far it got, and its row's median waits for it); "
+        "final success: each seed's last evaluation so far.",
         "",
         "| task | method | seeds | success at step 0 | steps to 50% | steps to 90% | median to "
         "90% | final success |",
         "|---|---|---|---|---|---|---|---|",
     ]
 
-    def steps(values: list[int | None]) -> str:
-        return ", ".join("—" if v is None else f"{v // 1000}k" for v in values)
+    def steps(row: dict[str, Any], key: str) -> str:
+        """Per seed; a seed still running says how far it got instead of "never"."""
+        shown = []
+        for value, done, seed in zip(row[key], row["finished"], row["seeds"], strict=True):
+            last = row["curves"][str(seed)][-1][0] // 1000
+            never = "—" if done else f"(at {last}k)"
+            shown.append(never if value is None else f"{value // 1000}k")
+        return ", ".join(shown)
 
     for row in study["rows"]:
         task = row["task"] + (" (held out)" if row["held_out"] else "")
+        median = _median_steps(row["steps_to_90"]) / 1000
+        median = f"{median:.0f}k" if all(row["finished"]) else "running"
         lines.append(
             f"| {task} | {row['method']} | {len(row['seeds'])} | "
             f"{', '.join(f'{v:.2f}' for v in row['success_at_0'])} | "
-            f"{steps(row['steps_to_50'])} | {steps(row['steps_to_90'])} | "
-            f"{_median_steps(row['steps_to_90']) / 1000:.0f}k | "
+            f"{steps(row, 'steps_to_50')} | {steps(row, 'steps_to_90')} | {median} | "
             f"{', '.join(f'{v:.2f}' for v in row['final_success'])} |"
         )
     return "\n".join(lines) + "\n"

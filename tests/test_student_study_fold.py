@@ -57,4 +57,6 @@ def test_a_later_session_keeps_committed_seeds_and_takes_runs_that_got_further(t
     _run(third.out, "sac", 0, [0.0, 0.2], "aaa")
     (row,) = STUDY.results(third)["rows"]
     assert row["steps_to_90"][0] == 10_000 and len(row["curves"]["0"]) == 4
-    assert (tmp_path / "results" / "student.md").read_text().count("| push-v3 | sac | 3 |") == 1
+    table = (tmp_path / "results" / "student.md").read_text()
+    assert table.count("| push-v3 | sac | 3 |") == 1
+    assert "| 10k, 15k, (at 0k) | 10k, 15k, (at 0k) | running |" in table  # seed 2 still running
