@@ -256,6 +256,14 @@ def test_reproduce_reruns_a_row_and_says_identical_agrees_or_differs(bench, tmp_
     assert (tmp_path / "re" / "records" / "tiny" / "bc-none" / "all" / "seed0.json").is_file()
     committed = json.loads(source.read_text())
     n = TINY.eval_episodes
+    older = tmp_path / "older.json"  # a record from before the data's provenance fields
+    provenance = ("recipe_checksum", "data_equivalence", "relabelled")
+    dataset = {k: v for k, v in committed["dataset"].items() if k not in provenance}
+    older.write_text(json.dumps({**committed, "dataset": dataset}))
+    assert reproduce(ReproduceConfig(record=older, **options)).verdict == "identical"
+    other_data = tmp_path / "other-data.json"
+    other_data.write_text(json.dumps({**committed, "dataset": {**dataset, "checksum": "0" * 64}}))
+    assert reproduce(ReproduceConfig(record=other_data, **options)).verdict == "agrees"
 
     def edited(name: str, task: str, rate: float) -> Path:
         scores = {**committed["success_by_task"], task: rate}
@@ -295,6 +303,7 @@ def test_reproduce_compares_like_with_like():
 
     def record(scores, episodes=10, losses=1.0):
         return {"path": "r.json", "eval": {"episodes": episodes, "seeds": [100]},
+                "dataset": {"checksum": "abc"},
                 "success_by_task": scores, "train_metrics": {"loss": losses}}  # fmt: skip
 
     with pytest.raises(CtdkitError, match="scores other tasks than its rerun"):

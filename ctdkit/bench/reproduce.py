@@ -28,9 +28,11 @@ from ctdkit.errors import CtdkitError
 from ctdkit.eval.stats import difference_interval
 from ctdkit.runs import differences
 
-#: what "identical" compares, beside the settings: the data and every result of the run
+#: what "identical" compares of the data: its identity, not provenance fields (recipe checksum,
+#: equivalence verdict, relabelled flag) that records gained later and older records lack
+DATA_KEYS = ("id", "checksum", "subset_checksum", "tasks", "episodes", "rows")
+#: what "identical" compares, beside the settings and the data: every result of the run
 RESULT_KEYS = (
-    "dataset",
     "success_by_task",
     "success_by_eval_seed",
     "mean_success",
@@ -150,7 +152,8 @@ def compare(committed: dict[str, Any], rerun: dict[str, Any]) -> Reproduction:
         other = rerun["success_by_task"][task]
         interval = difference_interval((round(rate * n), round(other * n)), (n, n))
         tasks.append(TaskAgreement(task, rate, other, interval))
-    if all(committed.get(key) == rerun.get(key) for key in RESULT_KEYS):
+    same_data = all(committed["dataset"].get(key) == rerun["dataset"].get(key) for key in DATA_KEYS)
+    if same_data and all(committed.get(key) == rerun.get(key) for key in RESULT_KEYS):
         verdict = "identical"
     elif all(t.inside for t in tasks):
         verdict = "agrees"
