@@ -15,6 +15,13 @@ Everything below is fixed before any student run (and is what the results record
   collective's networks, no bonus (so the two effects are measured apart); its warm-up acts
   with the collective's own samples and its first 5k updates fit only the critics
   (``--critic-only-updates``: the DAgger collectives have no trained critics).
+* **Added after the first runs (2026-12-01)**, a variant, not the protocol's student:
+  ``student-floor0.3`` — the student with σ floored at 0.3 in the bonus. The ``ctd+history``
+  collective's σ is about 0.01 per dimension, so with the original's 1e-4 floor b(s, a)
+  underflows to 0 for every action the student tries and ``student`` equals ``sac`` bit for
+  bit (seed 0: the same evaluations to the last digit). 0.3 is about the spread of a SAC
+  actor's early actions: a uniform-random action then scores about e^-8, one within 0.1 per
+  dimension of the collective's about 0.8.
 * **Shared settings**: 500-step episodes (the collective's), batch 256, LayerNorm critics for
   the scratch methods (a finetuned critic keeps the collective's architecture), 4k random
   warm-up steps, no demonstrations, the same budget of 100k env steps, an evaluation at step 0
@@ -57,16 +64,24 @@ from ctdkit.envs.tasks import resolve_tasks
 from ctdkit.eval.run import EvaluateConfig, run_evaluation
 from ctdkit.experts import SACConfig
 from ctdkit.files import read_json_object, write_json_atomic
-from ctdkit.student import TrainStudentConfig, train_student
+from ctdkit.student import STD_FLOOR, TrainStudentConfig, train_student
 
-METHODS = ("sac", "student", "finetune-ctd", "finetune-none")
+METHODS = ("sac", "student", "finetune-ctd", "finetune-none", "student-floor0.3")
 BUDGET = 100_000
 EVAL_EVERY, EVAL_EPISODES, EVAL_SEED = 5_000, 20, 1_000
 STOP_AT = 0.9
 CRITIC_ONLY_UPDATES = 5_000
 SCRIPTED_EPISODES, SCRIPTED_BAR = 50, 0.95
 TRAINED_TASK = "push-v3"
-SEEDS = {"sac": (0, 1, 2), "student": (0, 1, 2), "finetune-ctd": (0, 1, 2), "finetune-none": (0,)}
+SEEDS = {
+    "sac": (0, 1, 2),
+    "student": (0, 1, 2),
+    "finetune-ctd": (0, 1, 2),
+    "finetune-none": (0,),
+    "student-floor0.3": (0, 1, 2),
+}
+#: the variant's σ floor in the bonus (the protocol's student keeps the original's 1e-4)
+VARIANT_STD_FLOOR = 0.3
 RESULTS = Path("benchmarks/results")
 
 
@@ -97,7 +112,8 @@ def student_config(args: Args, method: str, task: str, seed: int) -> TrainStuden
         collective=collective,
         task=task,
         init="collective" if method.startswith("finetune") else "scratch",
-        bonus_weight=1.0 if method == "student" else 0.0,
+        bonus_weight=1.0 if method.startswith("student") else 0.0,
+        bonus_std_floor=VARIANT_STD_FLOOR if method == "student-floor0.3" else STD_FLOOR,
         critic_only_updates=CRITIC_ONLY_UPDATES if method.startswith("finetune") else 0,
         total_steps=BUDGET,
         sac=shared_sac(method, seed),

@@ -104,6 +104,10 @@ def test_the_bonus_is_the_gaussian_kernel_with_a_std_floor_and_w_follows_the_sch
     np.testing.assert_allclose(bonus(np.array([1e-4, 0, 0, 0]), mean, tiny_std), np.exp(-0.5))
     np.testing.assert_allclose(bonus(np.array([0, 2e-4, 0, 0]), mean, tiny_std), np.exp(-2.0))
     assert STD_FLOOR == 1e-4
+    sure = np.full(4, 0.01)  # a scripted-label collective's σ: b underflows a step away
+    assert bonus(np.full(4, 0.5), mean, sure) == 0.0
+    raised = bonus(np.full(4, 0.5), mean, sure, floor=0.5)  # --bonus-std-floor 0.5
+    np.testing.assert_allclose(raised, np.exp(-2.0))
     batch = bonus(np.array([[0.5, 0, 0, 0], [0, 0, 0, 0]]), mean, std)  # one per row
     np.testing.assert_allclose(batch, [np.exp(-0.5), 1.0])
     schedule = {0: 1.0, 7_999: 1.0, 8_000: 1.0, 29_000: 0.5, 50_000: 0.0, 60_000: 0.0}
@@ -147,6 +151,16 @@ def test_zero_bonus_weight_makes_plain_sacs_updates(collectives, tmp_path):
         mean, std = student.teacher.action_distribution(reach, shaped.replay.obs[i].numpy())
         expected = bonus(shaped.replay.actions[i].numpy(), mean, std)
         assert float(stored[i]) == pytest.approx(float(expected), rel=1e-5)
+    floored = StudentTrainer(
+        config.replace(bonus_weight=1.0, bonus_std_floor=3.0, out_dir=tmp_path / "floored"),
+        student.teacher,
+    )
+    floored.train(10)  # the floor reaches the stored bonus
+    for i in (0, 5, 9):
+        action, obs = floored.replay.actions[i].numpy(), floored.replay.obs[i].numpy()
+        mean, std = student.teacher.action_distribution(reach, obs)
+        expected = np.exp(-0.5 * np.sum(((action - mean) / np.maximum(std, 3.0)) ** 2))
+        assert float(floored.replay.bonus[i]) == pytest.approx(float(expected), rel=1e-5)
     shaped.env_steps = 70  # w = 0.5: a batch's rewards carry half its rows' bonuses
     before = shaped.rng.bit_generator.state
     batch = shaped.sample_batch()
@@ -310,6 +324,9 @@ def test_bad_input_is_one_line_and_writes_nothing(collectives, tmp_path, capsys)
 
     oracle = collectives["oracle"]
     assert "unknown task 'reachh-v3'" in refused(oracle, "--task", "reachh-v3")
+    assert "--bonus-std-floor must be a number > 0, got 0.0" in refused(
+        oracle, "--bonus-std-floor", "0"
+    )
     assert "does not exist" in refused(tmp_path / "nope.pt")
     damaged = tmp_path / "damaged.pt"
     damaged.write_bytes(collectives["oracle"].read_bytes()[:1000])

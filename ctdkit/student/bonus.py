@@ -16,12 +16,17 @@ from __future__ import annotations
 import numpy as np
 
 STD_FLOOR = 1e-4
-"""The smallest σ in the bonus (a collective sure of its action would give b = 0 elsewhere)."""
+"""The smallest σ in the bonus by default, the original's (a collective sure of its action would
+give b = 0 elsewhere). A collective distilled from scripted labels is that sure: its σ is about
+0.01 per dimension, so b underflows to 0 for nearly every action a learner tries and the student
+is plain SAC bit for bit. ``--bonus-std-floor`` raises it (docs/student.md)."""
 
 
-def bonus(action: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """``exp(−½ Σᵢ ((aᵢ − μᵢ) / max(σᵢ, STD_FLOOR))²)`` over the last axis."""
-    z = (np.asarray(action) - np.asarray(mean)) / np.maximum(std, STD_FLOOR)
+def bonus(
+    action: np.ndarray, mean: np.ndarray, std: np.ndarray, floor: float = STD_FLOOR
+) -> np.ndarray:
+    """``exp(−½ Σᵢ ((aᵢ − μᵢ) / max(σᵢ, floor))²)`` over the last axis."""
+    z = (np.asarray(action) - np.asarray(mean)) / np.maximum(std, floor)
     return np.exp(-0.5 * np.sum(z * z, axis=-1))
 
 

@@ -16,6 +16,7 @@ from ctdkit.envs.make import MAX_EPISODE_STEPS
 from ctdkit.errors import CtdkitError, unknown
 from ctdkit.experts import SACConfig, TrainExpertConfig
 from ctdkit.runs import check_count
+from ctdkit.student.bonus import STD_FLOOR
 
 Init = Literal["scratch", "collective"]
 INITS: tuple[str, ...] = get_args(Init)
@@ -41,6 +42,10 @@ class TrainStudentConfig:
     """Env steps at full bonus weight."""
     bonus_zero_at: int = 50_000
     """Env step at which w has fallen linearly to 0."""
+    bonus_std_floor: float = STD_FLOOR
+    """Smallest σ in b(s, a) (the original's 1e-4). A scripted-label collective has σ ≈ 0.01,
+    where b is 0 for nearly any other action; a floor near the spread of the learner's own
+    actions (e.g. 0.3) makes the bonus a gradient toward the collective's action."""
     critic_only_updates: int = 0
     """With --init collective: the first this many updates fit only the critics (the warm-up
     steps act with the collective's own samples), so the collective's actor is not steered by
@@ -83,6 +88,8 @@ class TrainStudentConfig:
         if not 0.0 <= self.bonus_weight < math.inf:  # NaN fails too
             raise CtdkitError(f"--bonus-weight must be a number >= 0, got {self.bonus_weight}")
         check_count("--bonus-full-until", self.bonus_full_until, minimum=0)
+        if not 0.0 < self.bonus_std_floor < math.inf:
+            raise CtdkitError(f"--bonus-std-floor must be a number > 0, got {self.bonus_std_floor}")
         if self.bonus_zero_at < self.bonus_full_until:
             raise CtdkitError(
                 f"--bonus-zero-at must be >= --bonus-full-until ({self.bonus_full_until}), "
@@ -139,6 +146,8 @@ class TrainStudentConfig:
         }
         if self.critic_only_updates:  # absent when 0: earlier runs keep their fingerprint
             student["critic_only_updates"] = self.critic_only_updates
+        if self.bonus_std_floor != STD_FLOOR:  # likewise absent at the default
+            student["bonus_std_floor"] = self.bonus_std_floor
         return {**self.expert_config().fingerprint(), "student": student}
 
     def replace(self, **changes: Any) -> TrainStudentConfig:

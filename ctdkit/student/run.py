@@ -228,7 +228,7 @@ class StudentTrainer(ExpertTrainer):
         start = time.perf_counter()
         mean, std = self.teacher.action_distribution(context, obs)
         self.collective_seconds += time.perf_counter() - start
-        return float(bonus(action, mean, std))
+        return float(bonus(action, mean, std, self.student.bonus_std_floor))
 
     def learner_input(self, observation: np.ndarray, context: np.ndarray | None) -> np.ndarray:
         """What the learner sees: the observation, or finetuning ``[context, observation]``."""
@@ -256,6 +256,7 @@ class StudentTrainer(ExpertTrainer):
                 "weight": s.bonus_weight,
                 "full_until": s.bonus_full_until,
                 "zero_at": s.bonus_zero_at,
+                "std_floor": s.bonus_std_floor,
             },
             "critics_from_collective": bool(getattr(self.learner, "critics_loaded", False)),
         }
