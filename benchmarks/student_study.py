@@ -242,8 +242,9 @@ def study_runs(args: Args, task: str, method: str) -> dict[int, dict[str, Any]]:
     runs = {}
     for seed in SEEDS[method]:
         out_dir = args.out / task / method / f"seed{seed}"
-        curve, record = evaluations(out_dir), out_dir / "student.json"
-        digest = read_json_object(record, str(record))["collective"]["sha256"] if curve else None
+        curve, record = evaluations(out_dir), out_dir / "run.json"  # run.json: from the start
+        fingerprint = read_json_object(record, str(record))["fingerprint"] if curve else None
+        digest = fingerprint["student"]["collective_sha256"] if curve else None
         here = {"curve": curve, "collective_sha256": digest}
         earlier = committed.get((task, method, seed))
         if earlier and len(earlier["curve"]) > len(curve):
@@ -311,7 +312,7 @@ def table(study: dict[str, Any]) -> str:
         f"Budget {BUDGET // 1000}k env steps; official protocol, {EVAL_EPISODES} held-out-goal "
         f"episodes per evaluation every {EVAL_EVERY // 1000}k steps; steps to 90% / 50%: first "
         "of two consecutive evaluations at or above it (— never: counts as the budget in the "
-        "median; a seed still running shows how far it got, and its row's median waits for it); "
+        "median; a seed not finished shows how far it got, and its row's median waits for it); "
         "final success: each seed's last evaluation so far.",
         "",
         "| task | method | seeds | success at step 0 | steps to 50% | steps to 90% | median to "
@@ -320,7 +321,7 @@ def table(study: dict[str, Any]) -> str:
     ]
 
     def steps(row: dict[str, Any], key: str) -> str:
-        """Per seed; a seed still running says how far it got instead of "never"."""
+        """Per seed; a seed not finished says how far it got instead of "never"."""
         shown = []
         for value, done, seed in zip(row[key], row["finished"], row["seeds"], strict=True):
             last = row["curves"][str(seed)][-1][0] // 1000
