@@ -21,7 +21,10 @@ Everything below is fixed before any student run (and is what the results record
   underflows to 0 for every action the student tries and ``student`` equals ``sac`` bit for
   bit (seed 0: the same evaluations to the last digit). 0.3 is about the spread of a SAC
   actor's early actions: a uniform-random action then scores about e^-8, one within 0.1 per
-  dimension of the collective's about 0.8.
+  dimension of the collective's about 0.8. ``student-none-floor0.3`` (seed 0): the same with
+  the ``none`` collective as the teacher, which already solves button-press-v3 at step 0 while
+  the ``ctd+history`` one scores 0.25 there — whether the shaping helps when its teacher is
+  right.
 * **Shared settings**: 500-step episodes (the collective's), batch 256, LayerNorm critics for
   the scratch methods (a finetuned critic keeps the collective's architecture), 4k random
   warm-up steps, no demonstrations, the same budget of 100k env steps, an evaluation at step 0
@@ -66,7 +69,14 @@ from ctdkit.experts import SACConfig
 from ctdkit.files import read_json_object, write_json_atomic
 from ctdkit.student import STD_FLOOR, TrainStudentConfig, train_student
 
-METHODS = ("sac", "student", "finetune-ctd", "finetune-none", "student-floor0.3")
+METHODS = (
+    "sac",
+    "student",
+    "finetune-ctd",
+    "finetune-none",
+    "student-floor0.3",
+    "student-none-floor0.3",
+)
 BUDGET = 100_000
 EVAL_EVERY, EVAL_EPISODES, EVAL_SEED = 5_000, 20, 1_000
 STOP_AT = 0.9
@@ -79,6 +89,7 @@ SEEDS = {
     "finetune-ctd": (0, 1, 2),
     "finetune-none": (0,),
     "student-floor0.3": (0, 1, 2),
+    "student-none-floor0.3": (0,),
 }
 #: the variant's σ floor in the bonus (the protocol's student keeps the original's 1e-4)
 VARIANT_STD_FLOOR = 0.3
@@ -104,7 +115,8 @@ class Args:
 
 def student_config(args: Args, method: str, task: str, seed: int) -> TrainStudentConfig:
     """One run of the study: the shared settings plus what the method changes."""
-    collective = args.none_collective if method == "finetune-none" else args.ctd_collective
+    none = method in ("finetune-none", "student-none-floor0.3")
+    collective = args.none_collective if none else args.ctd_collective
     if collective is None:
         raise SystemExit(f"{method} needs --ctd-collective and --none-collective")
     out_dir = args.out / task / method / f"seed{seed}"
@@ -113,7 +125,7 @@ def student_config(args: Args, method: str, task: str, seed: int) -> TrainStuden
         task=task,
         init="collective" if method.startswith("finetune") else "scratch",
         bonus_weight=1.0 if method.startswith("student") else 0.0,
-        bonus_std_floor=VARIANT_STD_FLOOR if method == "student-floor0.3" else STD_FLOOR,
+        bonus_std_floor=VARIANT_STD_FLOOR if method.endswith("floor0.3") else STD_FLOOR,
         critic_only_updates=CRITIC_ONLY_UPDATES if method.startswith("finetune") else 0,
         total_steps=BUDGET,
         sac=shared_sac(method, seed),
