@@ -75,6 +75,9 @@ class Args:
     normalize_context: bool = False
     """Standardise the collective's context inputs (a variant: the CLS is a unit vector, small
     beside the standardised observation)."""
+    actor_average: float = 0.0
+    """Act with a Polyak-averaged copy of the collective's actor at this rate (a variant: see
+    ``CollectiveSACConfig.actor_average``)."""
     screening_episodes: int = 10
     final_episodes: int = 50
     eval_seeds: tuple[int, ...] = (100,)
@@ -130,6 +133,7 @@ def dagger_config(args: Args, cell: Cell) -> DaggerConfig:
             conditioning=cell.conditioning,
             view=cell.view,
             normalize_context=args.normalize_context,
+            actor_average=args.actor_average,
         ),
         collective_steps=args.collective_steps,
         encoder=args.encoder,
@@ -332,14 +336,23 @@ def _label(row: dict) -> str:
     return name + (" control (β=1)" if row["round"] == -1 else "")
 
 
+_VARIANT_SETTINGS = (
+    "rounds", "episodes_per_task", "beta", "noise", "collective_steps", "encoder_steps",
+    "normalize_context", "actor_average",
+)
+"""Study settings a variant may change; the table names each one that differs from the study's."""
+
+
 def markdown(results: dict) -> str:
     """Final rows first (every seed, last round, final actor step), then screening by round."""
     default = json.loads(json.dumps(dataclasses.asdict(DaggerConfig().encoder)))
     changed = {
         k: v for k, v in results["settings"].get("encoder", {}).items() if v != default.get(k)
     }
-    if results["settings"].get("normalize_context"):
-        changed["normalize_context"] = True
+    study_default = json.loads(json.dumps(dataclasses.asdict(Args()), default=str))
+    for name in _VARIANT_SETTINGS:
+        if name in results["settings"] and results["settings"][name] != study_default[name]:
+            changed[name] = results["settings"][name]
     variant = ", ".join(f"{k}={v}" for k, v in changed.items() if k != "seed")
     lines = [
         *([f"**Variant:** {variant} (otherwise the study's settings).", ""] if variant else []),

@@ -245,3 +245,46 @@ def test_the_context_is_standardised_only_when_asked(data, oracle, tmp_path):
     assert not any("context_norm" in key for key in oracle.actor.state_dict())
     with pytest.raises(CtdkitError, match="normalize_context does not apply to ctd-e2e"):
         CollectiveSACConfig(conditioning="ctd-e2e", normalize_context=True)
+
+
+def test_the_averaged_actor_follows_polyak_acts_and_survives_save_load(data, tmp_path):
+    """actor_average > 0: after every actor step the copy moves by the rate toward the actor,
+    and it (not the last weights) is what predicts; the checkpoint carries it; 0 changes
+    nothing (no entry, no field in the record, the same weights as before the option)."""
+    rate = 0.1
+    averaged = CollectiveSACConfig(conditioning="oracle", actor_average=rate, **FAST).create()
+    plain = CollectiveSACConfig(conditioning="oracle", **FAST).create()
+    context = make_context("oracle", data)
+    averaged.fit(data, 1, context=context, progress=False)
+    plain.fit(data, 1, context=context, progress=False)
+    before = {k: v.clone() for k, v in averaged.actor_average.state_dict().items()}
+    trained = {k: v.clone() for k, v in averaged.actor.state_dict().items()}
+    averaged.fit(data, 1, progress=False)
+    plain.fit(data, 1, progress=False)
+    for name, value in averaged.actor_average.state_dict().items():
+        if name.startswith(("obs_norm", "context_norm")):  # fitted once, as the actor's
+            torch.testing.assert_close(value, averaged.actor.state_dict()[name])
+            continue
+        expected = before[name] + rate * (averaged.actor.state_dict()[name] - before[name])
+        torch.testing.assert_close(value, expected, rtol=0, atol=1e-7)
+        assert not torch.equal(value, averaged.actor.state_dict()[name])
+    assert any(not torch.equal(trained[k], averaged.actor.state_dict()[k]) for k in trained)
+    # the average never feeds back: the trained actor's updates equal the plain learner's
+    for name, value in plain.actor.state_dict().items():
+        torch.testing.assert_close(averaged.actor.state_dict()[name], value, rtol=0, atol=0)
+    obs, c = data.observations[:20], context.for_transitions(data)[0][:20]
+    with torch.no_grad():
+        mean, _ = averaged.actor_average(torch.as_tensor(c), torch.as_tensor(obs))
+    np.testing.assert_array_equal(averaged.predict(obs, c), torch.tanh(mean).numpy())
+    assert not np.array_equal(averaged.predict(obs, c), plain.predict(obs, c))
+    path = tmp_path / "averaged.pt"
+    averaged.save(path)
+    loaded = CollectiveSAC.load(path)
+    np.testing.assert_array_equal(loaded.predict(obs, c), averaged.predict(obs, c))
+    assert loaded.config.actor_average == rate
+    # off (the default): neither a checkpoint entry nor a field in the record
+    assert plain.actor_average is None and "actor_average" not in plain.config.record()
+    plain.save(tmp_path / "plain.pt")
+    assert "actor_average" not in torch.load(tmp_path / "plain.pt", weights_only=True)
+    with pytest.raises(CtdkitError, match="actor_average must be in"):
+        CollectiveSACConfig(actor_average=1.5)

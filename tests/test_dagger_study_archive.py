@@ -104,3 +104,13 @@ def test_seeds_from_two_machines_pool_episode_by_episode_and_old_groups_stay(tmp
     assert [(r["seeds"], r["mean"]) for r in none_rows] == [([0, 1, 2], 0.456)]
     assert (tmp_path / "results" / "dagger_runs" / "full/none/seed1/rounds.json").is_file()
     assert results["teacher"] == committed["teacher"]
+
+
+def test_the_table_names_every_study_setting_a_variant_changed():
+    settings = json.loads(json.dumps(STUDY.dataclasses.asdict(STUDY.Args()), default=str))
+    results = {"teacher": 0.99, "teacher_ci": [0.98, 1.0], "rows": [], "settings": settings}
+    assert "Variant" not in STUDY.markdown(results)
+    results["settings"] = {**settings, "episodes_per_task": 40, "collective_steps": 100_000}
+    assert STUDY.markdown(results).startswith(
+        "**Variant:** episodes_per_task=40, collective_steps=100000 (otherwise"
+    )

@@ -81,6 +81,12 @@ class CollectiveSACConfig:
     """Discount of the critics' TD targets."""
     tau: float = 0.01
     """Polyak rate of the target critics."""
+    actor_average: float = 0.0
+    """Polyak rate of an averaged copy of the actor, updated after every actor step; when > 0
+    that copy is the one that acts (``predict``, evaluation, DAgger's acting rounds, the
+    student's teacher). Constant-rate Adam leaves the last weights wandering around the
+    optimum, and a policy that must thread a peg into a hole feels it; 0: the trained actor
+    acts."""
     critic: bool = True
     """Also learn the twin critics (each step: one actor and one critic update)."""
     seed: int = 0
@@ -116,11 +122,14 @@ class CollectiveSACConfig:
         for name in ("gamma", "tau"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise CtdkitError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+        if not 0.0 <= self.actor_average <= 1.0:  # NaN fails too
+            raise CtdkitError(f"actor_average must be in [0, 1], got {self.actor_average}")
 
     def record(self) -> dict:
         """The fields as plain data, as checkpoints and run settings keep them: without the
-        ``ctd-e2e`` fields unless that is the mode, and without ``normalize_context`` while it is
-        off (so earlier records, and the digests of their checkpoints, stay as they were)."""
+        ``ctd-e2e`` fields unless that is the mode, and without ``normalize_context`` and
+        ``actor_average`` while they are off (so earlier records, and the digests of their
+        checkpoints, stay as they were)."""
         values = dataclasses.asdict(self)
         values["hidden"] = list(values["hidden"])
         if self.conditioning != END_TO_END:
@@ -128,6 +137,8 @@ class CollectiveSACConfig:
                 del values[name]
         if not self.normalize_context:
             del values["normalize_context"]
+        if not self.actor_average:
+            del values["actor_average"]
         return values
 
     def create(self, device: str = "cpu"):

@@ -94,6 +94,9 @@ class CollectiveSAC:
         self.actor.to(self.device)
         self.critic.to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)  # init from critic
+        self.actor_average = (
+            copy.deepcopy(self.actor).requires_grad_(False) if c.actor_average else None
+        )
         self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr)
         self.critic_optim = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr)
         self._generator = torch.Generator(device="cpu").manual_seed(c.seed)  # batch indices
@@ -237,6 +240,13 @@ class CollectiveSAC:
         self.actor_optim.step()
         if finetune:
             self.encoder_optim.step()
+        if self.actor_average is not None:
+            with torch.no_grad():
+                torch._foreach_lerp_(
+                    list(self.actor_average.parameters()),
+                    list(self.actor.parameters()),
+                    self.config.actor_average,
+                )
         losses = {"actor": actor_loss.item()}
         if self.config.critic:
             if finetune:
@@ -276,10 +286,10 @@ class CollectiveSAC:
             self.build(data.observations.shape[1], data.actions.shape[1], context)
         tensors = self._tensors(data)
         if self.step == 0 and self.config.normalize_observations:
-            for net in (self.actor, self.critic, self.critic_target):
+            for net in self._networks():
                 net.obs_norm.fit(tensors["obs"], self.config.obs_std_floor)
         if self.step == 0 and self.config.normalize_context:
-            for net in (self.actor, self.critic, self.critic_target):
+            for net in self._networks():
                 net.context_norm.fit(tensors["context"], self.config.obs_std_floor)
         history: list[dict[str, float]] = []
         running: dict[str, float] = {}
@@ -306,12 +316,21 @@ class CollectiveSAC:
             self.context.encoder.network.eval()  # dropout only inside fit, as the encoder's own
         return history
 
+    def _networks(self) -> list[torch.nn.Module]:
+        nets = [self.actor, self.critic, self.critic_target]
+        return nets + ([self.actor_average] if self.actor_average is not None else [])
+
+    @property
+    def acting_actor(self) -> TanhGaussianActor:
+        """The actor that acts: the averaged copy when ``actor_average`` > 0, else the actor."""
+        return self.actor if self.actor_average is None else self.actor_average
+
     @torch.no_grad()
     def predict(self, observations: np.ndarray, contexts: np.ndarray) -> np.ndarray:
         """Deterministic actions ``tanh(μ)`` for raw observations (the agent's view is applied)."""
         obs = torch.as_tensor(apply_view(np.asarray(observations, np.float32), self.config.view))
         ctx = torch.as_tensor(np.asarray(contexts, np.float32))
-        mean, _ = self.actor(ctx.to(self.device), obs.to(self.device))
+        mean, _ = self.acting_actor(ctx.to(self.device), obs.to(self.device))
         return torch.tanh(mean).cpu().numpy()
 
     def save(self, path: Path) -> None:
@@ -331,6 +350,8 @@ class CollectiveSAC:
             "noise_generator": self._noise_generator.get_state(),
             "step": self.step,
         }
+        if self.actor_average is not None:
+            state["actor_average"] = self.actor_average.state_dict()
         if self.encoder_optim is not None:  # ctd-e2e (the encoder itself is in "context")
             state["encoder_optim"] = self.encoder_optim.state_dict()
             state["encoder_rng"] = dict(self._encoder_rng)
@@ -363,6 +384,9 @@ class CollectiveSAC:
             )
             for name in ("actor", "critic", "critic_target", "actor_optim", "critic_optim"):
                 getattr(agent, name).load_state_dict(state[name])
+            if agent.actor_average is not None:
+                require_entries(state, COLLECTIVE, str(path), ("actor_average",))
+                agent.actor_average.load_state_dict(state["actor_average"])
             agent._generator.set_state(state["generator"])
             agent._noise_generator.set_state(state["noise_generator"])
             if agent.encoder_optim is not None:

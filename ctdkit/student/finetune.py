@@ -70,7 +70,7 @@ class FinetuneSAC(SACLearner):
 
     def make_networks(self) -> tuple[nn.Module, nn.Module]:
         source, dim = self.teacher.learner, self.teacher.dim
-        actor = copy.deepcopy(source.actor).train().requires_grad_(True)
+        actor = copy.deepcopy(source.acting_actor).train().requires_grad_(True)
         if self.critics_loaded:
             critic = copy.deepcopy(source.critic).train().requires_grad_(True)
         else:  # new weights from --sac.seed; observations standardised as the actor's are
@@ -78,8 +78,8 @@ class FinetuneSAC(SACLearner):
             critic = TwinCritic(
                 dim, source.obs_dim, source.action_dim, config.hidden, config.normalize_context
             )
-            critic.obs_norm.load_state_dict(source.actor.obs_norm.state_dict())
-            critic.context_norm.load_state_dict(source.actor.context_norm.state_dict())
+            critic.obs_norm.load_state_dict(source.acting_actor.obs_norm.state_dict())
+            critic.context_norm.load_state_dict(source.acting_actor.context_norm.state_dict())
         return ContextActor(actor, dim), ContextCritic(critic, dim)
 
     def actor_learns(self) -> bool:
@@ -88,10 +88,15 @@ class FinetuneSAC(SACLearner):
     def collective_record(self, extra: dict[str, Any]) -> dict[str, Any]:
         """The collective checkpoint of the finetuned networks: the original's entries (config,
         context model with its encoder, shapes, generators, step) with this learner's actor,
-        critics and their optimisers (the same parameters in the same order)."""
+        critics and their optimisers (the same parameters in the same order). A collective that
+        acts with an averaged actor gets the finetuned actor as that average too: the finetuned
+        weights are what acts."""
+        actor = self.actor.actor.state_dict()
+        averaged = {"actor_average": actor} if "actor_average" in self.teacher.payload else {}
         return {
             **self.teacher.payload,
-            "actor": self.actor.actor.state_dict(),
+            **averaged,
+            "actor": actor,
             "critic": self.critic.critic.state_dict(),
             "critic_target": self.critic_target.critic.state_dict(),
             "actor_optim": self.actor_optim.state_dict(),

@@ -42,7 +42,7 @@ class FrozenCollective:
         self.view = self.learner.config.view
         self.dim = self.learner.context.dim
         self.zero_slot = self.mode == "oracle" and task not in self.learner.context.tasks
-        for net in (self.learner.actor, self.learner.critic, self.learner.critic_target):
+        for net in (self.learner.acting_actor, self.learner.critic, self.learner.critic_target):
             net.eval().requires_grad_(False)
 
     def context(self, history: EpisodeHistory, env_tasks: Sequence[str] = ()) -> np.ndarray:
@@ -65,7 +65,7 @@ class FrozenCollective:
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(μ, σ) = (tanh(mean), exp(log_std))`` of the collective at one observation."""
         obs = apply_view(np.asarray(observation, dtype=np.float32)[None], self.view)
-        mean, log_std = self.learner.actor(torch.as_tensor(context), torch.as_tensor(obs))
+        mean, log_std = self.learner.acting_actor(torch.as_tensor(context), torch.as_tensor(obs))
         return torch.tanh(mean)[0].numpy(), log_std.exp()[0].numpy()
 
     def describe(self) -> dict[str, Any]:
