@@ -337,8 +337,14 @@ def _label(row: dict) -> str:
 
 
 _VARIANT_SETTINGS = (
-    "rounds", "episodes_per_task", "beta", "noise", "collective_steps", "encoder_steps",
-    "normalize_context", "actor_average",
+    "rounds",
+    "episodes_per_task",
+    "beta",
+    "noise",
+    "collective_steps",
+    "encoder_steps",
+    "normalize_context",
+    "actor_average",
 )
 """Study settings a variant may change; the table names each one that differs from the study's."""
 
