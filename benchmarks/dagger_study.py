@@ -65,6 +65,10 @@ class Args:
     """Run the DAgger cells themselves (`--no-plain`: only the controls and frozen variants)."""
     rounds: int = 3
     episodes_per_task: int = 10
+    allocation: str = "equal"
+    """How a round's episodes are shared among tasks (`failures`: more where the collective
+    fails; see ``DaggerConfig.allocation``)."""
+    allocation_floor: float = 0.1
     beta: float = 0.5
     noise: float = 0.3
     collective_steps: int = 10_000
@@ -126,6 +130,8 @@ def dagger_config(args: Args, cell: Cell) -> DaggerConfig:
         tasks=args.tasks,
         rounds=args.rounds,
         episodes_per_task=args.episodes_per_task,
+        allocation=args.allocation,
+        allocation_floor=args.allocation_floor,
         beta=1.0 if cell.control else args.beta,
         noise=args.noise,
         collective=dataclasses.replace(
@@ -339,6 +345,8 @@ def _label(row: dict) -> str:
 _VARIANT_SETTINGS = (
     "rounds",
     "episodes_per_task",
+    "allocation",
+    "allocation_floor",
     "beta",
     "noise",
     "collective_steps",

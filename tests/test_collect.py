@@ -128,6 +128,11 @@ def _visible_datasets(root: Path) -> list[str]:
         (["--tasks", "reach-v3", "--dataset-id", "test/nover"], "needs a version suffix -vN"),
         (["--tasks", "reach-v3", "--episodes-per-task", "0"], "--episodes-per-task must be > 0"),
         (["--tasks", "reach-v3", "--noise", "nan"], "--noise must be a finite number"),
+        (
+            ["--tasks", "reach-v3", "push-v3", "--task-episodes", "2"],
+            "--task-episodes has 1 counts for 2 tasks",
+        ),
+        (["--tasks", "reach-v3", "--task-episodes", "0"], "--task-episodes must be > 0"),
     ],
 )
 def test_cli_bad_input_is_one_line_without_traceback(tmp_path, args, message):

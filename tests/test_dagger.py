@@ -329,3 +329,36 @@ def test_encoder_schedules_continued_starts_from_the_last_rounds_weights(tmp_pat
         not np.array_equal(weights["continued"][k].numpy(), weights["retrained"][k].numpy())
         for k in weights["continued"]
     )
+
+
+def test_episodes_are_allocated_by_failure_with_one_each_and_the_total_kept():
+    from ctdkit.dagger.config import allocate_episodes
+
+    # weights 0.1, 0.1, 0.6, 1.1 share 36 episodes after one each: 1.89, 1.89, 11.37, 20.84;
+    # the three largest remainders (0.89, 0.89, 0.84) get the 3 left over
+    assert allocate_episodes([1.0, 1.0, 0.5, 0.0], 40, 0.1) == (3, 3, 12, 22)
+    assert allocate_episodes([0.3, 0.3, 0.3], 30, 0.1) == (10, 10, 10)
+    assert allocate_episodes([1.0, 0.0], 2, 0.1) == (1, 1)
+    with pytest.raises(CtdkitError, match="cannot give each"):
+        allocate_episodes([1.0, 0.0, 0.0], 2, 0.1)
+
+
+def test_a_failures_round_spends_its_episodes_where_the_last_collection_failed(tmp_path):
+    from ctdkit.dagger.config import allocate_episodes
+    from ctdkit.dagger.rounds import episode_success_by_task
+
+    out = tmp_path / "run"
+    result = run_dagger(
+        small_run(out, episodes_per_task=3, max_episode_steps=60, allocation="failures")
+    )
+    root = out / "datasets"
+    before = episode_success_by_task(load_transitions(round_dataset_id(0), root=root))
+    assert before["reach-v3"] > before["push-v3"]  # the scripted reach succeeds within 60 steps
+    expected = allocate_episodes([before[t] for t in TASKS], 6, 0.1)
+    assert expected[1] > expected[0]  # push, which failed, gets more
+    record = result["rounds"][1]
+    assert record["task_episodes"] == dict(zip(TASKS, expected, strict=True))
+    assert "task_episodes" not in result["rounds"][0]
+    with minari_root(root):
+        stored = [minari.load_dataset(f"dagger/round-1/{t[:-3]}-v0").total_episodes for t in TASKS]
+    assert tuple(stored) == expected

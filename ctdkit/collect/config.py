@@ -32,6 +32,9 @@ class CollectConfig:
     """Task set (MT10, MT50) and/or task names, e.g. `MT10` or `reach-v3 push-v3`."""
     episodes_per_task: int = 3
     """Episodes stored per task."""
+    task_episodes: tuple[int, ...] = ()
+    """Episodes of each task, in the order of `--tasks`, instead of `--episodes-per-task` for
+    all (how a DAgger round spends more episodes where the collective fails)."""
     policy: Literal["scripted", "random", "sac"] = "scripted"
     """Acting policy: Meta-World's scripted expert, uniform random actions, or a trained SAC
     expert (`--checkpoint`; it acts with its deterministic action tanh(μ) and labels every step
@@ -81,6 +84,14 @@ class CollectConfig:
         checkpoint of ``--policy sac`` is checked by the run: it needs the disk)."""
         self.resolved_tasks()
         check_count("--episodes-per-task", self.episodes_per_task)
+        if self.task_episodes:
+            if len(self.task_episodes) != len(self.resolved_tasks()):
+                raise CtdkitError(
+                    f"--task-episodes has {len(self.task_episodes)} counts for "
+                    f"{len(self.resolved_tasks())} tasks: give one count per task, in task order"
+                )
+            for count in self.task_episodes:
+                check_count("--task-episodes", count)
         check_count("--workers", self.workers)
         check_count("--ref-episodes", self.ref_episodes, minimum=0)
         if self.policy not in POLICY_KINDS:
@@ -123,9 +134,13 @@ class CollectConfig:
         version = "v0" if self.labeller == "none" else "v1"
         return f"ctdkit/{stem}-{self.policy}{noise}{mixed}-{version}"
 
-    def random_episodes(self) -> int:
-        """How many of each task's stored episodes the random policy acts."""
-        return round(self.random_fraction * self.episodes_per_task)
+    def episodes(self, task_index: int) -> int:
+        """How many episodes are stored for the task at ``task_index``."""
+        return self.task_episodes[task_index] if self.task_episodes else self.episodes_per_task
+
+    def random_episodes(self, task_index: int) -> int:
+        """How many of that task's stored episodes the random policy acts."""
+        return round(self.random_fraction * self.episodes(task_index))
 
     def fingerprint(self) -> dict:
         """The fields that determine the data; a resumed run must match them exactly."""
@@ -141,6 +156,8 @@ class CollectConfig:
             "ref_episodes",
         ]
         fields = {name: getattr(self, name) for name in keep}
+        if self.task_episodes:  # absent otherwise, like the labeller below
+            fields["task_episodes"] = list(self.task_episodes)
         if self.labeller != "none":  # absent otherwise: unlabelled runs keep their fingerprint
             fields["labeller"] = self.labeller
         if "sac" in (self.policy, self.labeller):  # the expert's weights determine the data

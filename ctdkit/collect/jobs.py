@@ -119,11 +119,11 @@ def plan_jobs(
     reference episodes, per task."""
     jobs = []
     for task_index, task in enumerate(tasks):
-        counts = {"data": config.episodes_per_task}
+        counts = {"data": config.episodes(task_index)}
         counts |= {"ref-random": config.ref_episodes, "ref-expert": config.ref_episodes}
         for kind, count in counts.items():
             for index in range(count):
-                random_episode = kind == "data" and index < config.random_episodes()
+                random_episode = kind == "data" and index < config.random_episodes(task_index)
                 jobs.append(
                     Job(
                         task=task,

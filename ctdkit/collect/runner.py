@@ -147,7 +147,8 @@ def assemble_task(job: AssembleJob) -> TaskSummary:
     """Write one task's shards as a Minari dataset under the staging Minari root."""
     config, tasks, group, task, staging = job.config, job.tasks, job.group, job.task, job.staging
     shard_dir = staging / "episodes" / task
-    data_shards = [shard_dir / f"data-{i:06d}.npz" for i in range(config.episodes_per_task)]
+    task_index = tasks.index(task)
+    data_shards = [shard_dir / f"data-{i:06d}.npz" for i in range(config.episodes(task_index))]
     refs = {
         kind: [
             EpisodeData.load(shard_dir / f"{kind}-{i:06d}.npz").metadata["return"]
@@ -197,8 +198,10 @@ def assemble_task(job: AssembleJob) -> TaskSummary:
             "checkpoint_sha256": config.checkpoint_sha256(),
         }
     noise = f" with Gaussian action noise σ={config.noise:g}" if config.noise else ""
-    if config.random_episodes():
-        noise += f" ({config.random_episodes()} of them acted by the random policy instead)"
+    if config.random_episodes(task_index):
+        noise += (
+            f" ({config.random_episodes(task_index)} of them acted by the random policy instead)"
+        )
     labels = "the acting policy's action mean/log-std labels"
     if config.labeller != "none":
         labels += (
@@ -212,7 +215,7 @@ def assemble_task(job: AssembleJob) -> TaskSummary:
             env,
             data_format=config.data_format,
             description=(
-                f"Meta-World {task}: {config.episodes_per_task} episodes of the {policy} "
+                f"Meta-World {task}: {len(data_shards)} episodes of the {policy} "
                 f"policy{noise}, {config.max_episode_steps}-step time limit, seed {config.seed}. "
                 f"Infos carry per-step success and {labels}."
             ),
@@ -246,6 +249,8 @@ def command_line(config: CollectConfig) -> str:
         parts += [f"--{name.replace('_', '-')}", str(getattr(config, name))]
     if "sac" in (config.policy, config.labeller):
         parts += ["--checkpoint", str(config.checkpoint)]
+    if config.task_episodes:
+        parts += ["--task-episodes", *map(str, config.task_episodes)]
     for name in ("random_fraction", "labeller", "log_std_floor", "ref_episodes", "data_format"):
         if getattr(config, name) != getattr(defaults, name):
             parts += [f"--{name.replace('_', '-')}", str(getattr(config, name))]

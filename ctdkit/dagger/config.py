@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -46,6 +47,24 @@ def beta_schedule(beta: float, round_index: int) -> float:
     return float(beta**round_index)
 
 
+def allocate_episodes(success: Sequence[float], total: int, floor: float) -> tuple[int, ...]:
+    """A round's ``total`` episodes split among tasks in proportion to ``floor + 1 - s``, ``s``
+    each task's success in the previous round's collection, at least one each (largest
+    remainders get the rest): the episodes go where the collective fails, and a task it solves
+    keeps a ``floor`` share so its data stay current."""
+    if total < len(success):
+        raise CtdkitError(f"{total} episodes cannot give each of {len(success)} tasks one")
+    weights = [floor + 1.0 - s for s in success]
+    shares = [(total - len(success)) * w / sum(weights) for w in weights]
+    counts = [1 + math.floor(share) for share in shares]
+    by_remainder = sorted(
+        range(len(shares)), key=lambda i: (shares[i] - math.floor(shares[i]), -i), reverse=True
+    )
+    for i in by_remainder[: total - sum(counts)]:
+        counts[i] += 1
+    return tuple(counts)
+
+
 @dataclass
 class DaggerConfig:
     """DAgger rounds: the collective acts (the expert with probability βᵢ per step), the
@@ -57,7 +76,14 @@ class DaggerConfig:
     rounds: int = 3
     """DAgger rounds after round 0 (the expert's data). A rerun with more rounds extends the run."""
     episodes_per_task: int = 10
-    """Episodes collected per task in every round."""
+    """Episodes collected per task in every round (with `--allocation failures`: on average)."""
+    allocation: Literal["equal", "failures"] = "equal"
+    """How a DAgger round's episodes (tasks × episodes-per-task) are shared among tasks:
+    `equal`, or `failures`: in proportion to `allocation-floor` + 1 − the task's success in the
+    previous round's own collection (collection seeds only), so a task the collective fails
+    gets more of the round's data and, sampled uniformly from the aggregate, more updates."""
+    allocation_floor: float = 0.1
+    """`--allocation failures`: the weight a task gets when every collected episode succeeded."""
     beta: float = 0.5
     """β schedule βᵢ = beta^i: the chance that the expert, not the collective, takes a step."""
     noise: float = 0.3
@@ -121,6 +147,12 @@ class DaggerConfig:
         collect_seed(self.seed, self.rounds)  # both in range
         if not 0.0 <= self.beta <= 1.0:
             raise CtdkitError(f"--beta must be in [0, 1], got {self.beta}")
+        if self.allocation not in ("equal", "failures"):
+            raise CtdkitError(f"--allocation must be equal or failures, not {self.allocation!r}")
+        if not (math.isfinite(self.allocation_floor) and self.allocation_floor > 0):
+            raise CtdkitError(
+                f"--allocation-floor must be a finite number > 0, got {self.allocation_floor}"
+            )
         if not (math.isfinite(self.noise) and self.noise >= 0):
             raise CtdkitError(f"--noise must be a finite number >= 0, got {self.noise}")
         if not self.eval_seeds:
@@ -162,6 +194,9 @@ class DaggerConfig:
         kept["tasks"] = list(self.resolved_tasks())
         if self.collective.conditioning not in ENCODER_CONDITIONINGS:  # no encoder
             for name in ("encoder", "encoder_steps", "encoder_schedule"):
+                kept.pop(name)
+        if self.allocation == "equal":  # added later: earlier runs' settings stay as they were
+            for name in ("allocation", "allocation_floor"):
                 kept.pop(name)
         return kept
 

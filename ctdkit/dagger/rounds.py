@@ -25,13 +25,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ctdkit.collect import CollectConfig, collect
 from ctdkit.collective import CollectiveSAC, make_context
 from ctdkit.collective.config import ENCODER_CONDITIONINGS, END_TO_END
 from ctdkit.dagger.acting import DaggerActing
-from ctdkit.dagger.config import DaggerConfig, beta_schedule, collect_seed
+from ctdkit.dagger.config import DaggerConfig, allocate_episodes, beta_schedule, collect_seed
 from ctdkit.dagger.tier import export_tier
 from ctdkit.data import Transitions, concat_transitions, load_transitions
 from ctdkit.data.ids import parse_group_id
@@ -99,8 +100,9 @@ def _round(config: DaggerConfig, index: int) -> dict:
     previous = config.out / f"round-{index - 1}" / WEIGHTS_FILE if index else None
     acting_sha = sha256_file(previous) if previous is not None else None
 
+    task_episodes = round_task_episodes(config, index)
     started = time.perf_counter()
-    _collect_round(config, index, previous, acting_sha)
+    _collect_round(config, index, previous, acting_sha, task_episodes)
     seconds["collect"] = time.perf_counter() - started
     data = round_aggregate(config.out, index)
 
@@ -121,6 +123,11 @@ def _round(config: DaggerConfig, index: int) -> dict:
         "dataset_id": round_dataset_id(index),
         "labelled_transitions": len(data),
         "episodes": data.num_episodes,
+        **(
+            {"task_episodes": dict(zip(config.resolved_tasks(), task_episodes, strict=True))}
+            if task_episodes
+            else {}
+        ),
         "actor_steps": learner.step,
         "acting_checkpoint_sha256": acting_sha,
         # content digests: the same command gives the same ones (file bytes differ per save)
@@ -157,8 +164,37 @@ def _encoder_digest(
     return _digest(_encoder_path(config, index))
 
 
+def round_task_episodes(config: DaggerConfig, index: int) -> tuple[int, ...]:
+    """Episodes per task of round ``index`` under ``--allocation failures`` (``()``: every task
+    gets ``episodes_per_task``): shared by each task's success in round ``index - 1``'s own
+    collection — collection seeds only, so no evaluation seed ever steers the data."""
+    if config.allocation == "equal" or index == 0:
+        return ()
+    previous = load_transitions(round_dataset_id(index - 1), root=config.out / "datasets")
+    success = episode_success_by_task(previous)
+    tasks = config.resolved_tasks()
+    return allocate_episodes(
+        [success[task] for task in tasks],
+        len(tasks) * config.episodes_per_task,
+        config.allocation_floor,
+    )
+
+
+def episode_success_by_task(data: Transitions) -> dict[str, float]:
+    """The share of each task's episodes in ``data`` with a success at some step."""
+    succeeded = np.zeros(data.num_episodes, dtype=bool)
+    np.logical_or.at(succeeded, data.episode_index, data.success)
+    task_of = np.zeros(data.num_episodes, dtype=np.int64)
+    task_of[data.episode_index] = data.task_index
+    return {task: float(succeeded[task_of == i].mean()) for i, task in enumerate(data.tasks)}
+
+
 def _collect_round(
-    config: DaggerConfig, index: int, previous: Path | None, acting_sha: str | None
+    config: DaggerConfig,
+    index: int,
+    previous: Path | None,
+    acting_sha: str | None,
+    task_episodes: tuple[int, ...],
 ) -> None:
     """Round ``index``'s datasets: the expert acts alone in round 0, the mixture afterwards."""
     root = config.out / "datasets"
@@ -174,6 +210,7 @@ def _collect_round(
         CollectConfig(
             tasks=config.resolved_tasks(),
             episodes_per_task=config.episodes_per_task,
+            task_episodes=task_episodes,
             policy="scripted",
             noise=config.noise,
             labeller="scripted",
