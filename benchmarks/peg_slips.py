@@ -11,7 +11,8 @@ falls back to 0 or 1: we call the first such fall from phase >= 2 a **slip**. On
 (official protocol, seed >= 100) the script reports, for the given collective, the scripted
 teacher and the collective with the teacher **taking over at the first slip**:
 
-* success, the share of episodes with a slip, success after a slip and success without one;
+* success, the share of episodes that got the peg in hand (phase 2) at all, the share with a
+  slip, success after a slip and success without one;
 * for the takeover run, success of the episodes that slipped — what the teacher's recovery
   (re-grasp) is worth once the collective has lost the peg.
 
@@ -72,6 +73,7 @@ class SlipWatcher:
         self.name = f"{agent.name}{'+takeover' if takeover else ''}"
         self.teacher = ScriptedAgent()
         self.slipped: list[bool] = []  # one per finished episode, in order
+        self.carried: list[bool] = []  # the episode reached phase 2 (the peg in hand) at all
 
     def bind(self, env_tasks: Sequence[str]) -> None:
         self.agent.bind(env_tasks)
@@ -83,6 +85,7 @@ class SlipWatcher:
     def reset(self, env_mask: np.ndarray) -> None:
         if self.started:
             self.slipped.extend(bool(s) for s in self.slipping[env_mask])
+            self.carried.extend(bool(h >= 2) for h in self.highest[env_mask])
         self.started = True
         self.highest[env_mask] = 0
         self.slipping[env_mask] = False
@@ -107,11 +110,13 @@ def measure(agent, seed: int, episodes: int, takeover: bool = False) -> dict:
     result = evaluate(watcher, (TASK,), "official", seed, num_episodes=episodes)
     success = [e["success"] for e in result.episodes]
     slipped = watcher.slipped[: len(success)]
+    carried = watcher.carried[: len(success)]
     after = [s for s, slip in zip(success, slipped, strict=True) if slip]
     without = [s for s, slip in zip(success, slipped, strict=True) if not slip]
     return {
         "agent": watcher.name,
         "success": _rate(success),
+        "carry_rate": _rate(carried),
         "slip_rate": _rate(slipped),
         "slips": len(after),
         "success_after_slip": _rate(after),
@@ -127,10 +132,11 @@ def main(args: Args) -> dict:
         measure(CollectiveAgent(learner), args.seed, args.episodes),
         measure(CollectiveAgent(learner), args.seed, args.episodes, takeover=True),
     ]
-    print(f"{'agent':28s} success  slip  success|slip  success|no slip")
+    print(f"{'agent':32s} success  carry  slip  success|slip  success|no slip")
     for r in rows:
-        cells = [r["success"], r["slip_rate"], r["success_after_slip"], r["success_without_slip"]]
-        print(f"{r['agent']:28s} " + "  ".join("  -  " if c is None else f"{c:.2f}" for c in cells))
+        cells = [r["success"], r["carry_rate"], r["slip_rate"]]
+        cells += [r["success_after_slip"], r["success_without_slip"]]
+        print(f"{r['agent']:32s} " + "  ".join("  -  " if c is None else f"{c:.2f}" for c in cells))
     report = {
         "checkpoint": str(args.checkpoint),
         "task": TASK,

@@ -59,9 +59,10 @@ def test_a_fall_from_carrying_is_a_slip_and_the_teacher_takes_over_from_there():
         assert not watcher.act(observation[None], None).any()
     watcher.reset(np.ones(1, dtype=bool))
     assert watcher.slipped == [True, False]
+    assert watcher.carried == [True, True]
 
 
 def test_every_scored_episode_gets_a_slip_flag():
     watcher = SLIPS.SlipWatcher(ScriptedAgent())
     result = evaluate(watcher, (SLIPS.TASK,), "official", 100, num_episodes=3)
-    assert len(result.episodes) == len(watcher.slipped) == 3
+    assert len(result.episodes) == len(watcher.slipped) == len(watcher.carried) == 3
