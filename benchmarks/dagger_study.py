@@ -58,7 +58,8 @@ class Args:
     frozen_encoder_seeds: tuple[int, ...] = (0,)
     """Seeds whose ctd runs are repeated with round 0's encoder kept frozen."""
     continued_encoder_seeds: tuple[int, ...] = ()
-    """Seeds whose ctd runs are repeated with each round's encoder trained on from the last's."""
+    """Seeds whose ctd and ctd+history runs are repeated with each round's encoder trained on
+    from the last's."""
     controls: tuple[str, ...] = ()
     """Conditionings that get the data-matched control (β = 1 every round)."""
     plain: bool = True
@@ -117,7 +118,8 @@ def cells(args: Args) -> list[Cell]:
                     planned.append(Cell(view, conditioning, seed))
                 if conditioning == "ctd" and seed in args.frozen_encoder_seeds:
                     planned.append(Cell(view, conditioning, seed, encoder="frozen"))
-                if conditioning == "ctd" and seed in args.continued_encoder_seeds:
+                trains_encoder = conditioning in ("ctd", "ctd+history")
+                if trains_encoder and seed in args.continued_encoder_seeds:
                     planned.append(Cell(view, conditioning, seed, encoder="continued"))
                 if conditioning in args.controls:
                     planned.append(Cell(view, conditioning, seed, control=True))

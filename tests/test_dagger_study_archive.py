@@ -114,3 +114,18 @@ def test_the_table_names_every_study_setting_a_variant_changed():
     assert STUDY.markdown(results).startswith(
         "**Variant:** episodes_per_task=40, collective_steps=100000 (otherwise"
     )
+
+
+def test_encoder_schedules_are_planned_for_both_encoder_conditionings():
+    args = STUDY.Args(
+        conditionings=("ctd", "ctd+history", "history"),
+        seeds=(0,),
+        frozen_encoder_seeds=(0,),
+        continued_encoder_seeds=(0,),
+        plain=False,
+    )
+    assert [cell.name for cell in STUDY.cells(args)] == [
+        "full/ctd-frozen/seed0",
+        "full/ctd-continued/seed0",
+        "full/ctd+history-continued/seed0",
+    ]
