@@ -16,6 +16,9 @@ teacher and the collective with the teacher **taking over at the first slip**:
 * for the takeover run, success of the episodes that slipped — what the teacher's recovery
   (re-grasp) is worth once the collective has lost the peg.
 
+The phase is the teacher's reading: a learner that holds the peg elsewhere in its fingers
+reads as "not in hand", so for a learner the rates are approximate (exact for the teacher).
+
 If the collective succeeds whenever it does not slip and fails after a slip where the teacher
 would recover, the missing skill is recovery from a slip, which the teacher's data show rarely.
 """
