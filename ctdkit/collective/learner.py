@@ -39,6 +39,7 @@ from ctdkit.policies.checkpoint import (
     require_entries,
     resolve_device,
 )
+from ctdkit.policies.networks import polyak_update
 from ctdkit.progress import progress_bar
 
 REQUIRED_LABELS = ("expert_action_mean", "expert_action_log_std")
@@ -241,12 +242,7 @@ class CollectiveSAC:
         if finetune:
             self.encoder_optim.step()
         if self.actor_average is not None:
-            with torch.no_grad():
-                torch._foreach_lerp_(
-                    list(self.actor_average.parameters()),
-                    list(self.actor.parameters()),
-                    self.config.actor_average,
-                )
+            polyak_update(self.actor_average, self.actor, self.config.actor_average)
         losses = {"actor": actor_loss.item()}
         if self.config.critic:
             if finetune:
@@ -255,12 +251,7 @@ class CollectiveSAC:
             self.critic_optim.zero_grad(set_to_none=True)
             critic_loss.backward()
             self.critic_optim.step()
-            with torch.no_grad():
-                torch._foreach_lerp_(
-                    list(self.critic_target.parameters()),
-                    list(self.critic.parameters()),
-                    self.config.tau,
-                )
+            polyak_update(self.critic_target, self.critic, self.config.tau)
             losses["critic"] = critic_loss.item()
         self.step += 1
         return losses

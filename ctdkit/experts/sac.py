@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ctdkit.experts.config import SACConfig
-from ctdkit.policies.networks import SACActor, TwinCritic
+from ctdkit.policies.networks import SACActor, TwinCritic, polyak_update
 
 
 class SACLearner:
@@ -101,10 +101,7 @@ class SACLearner:
             self.alpha_optim.step()
             metrics |= {"actor_loss": actor_loss.item(), "entropy": -log_prob.mean().item()}
 
-        with torch.no_grad():
-            torch._foreach_lerp_(
-                list(self.critic_target.parameters()), list(self.critic.parameters()), c.tau
-            )
+        polyak_update(self.critic_target, self.critic, c.tau)
         self.updates += 1
         return metrics
 

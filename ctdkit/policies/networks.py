@@ -7,6 +7,7 @@ their acting policy (``ctdkit.policies.sac``) and the collective agent (``ctdkit
   experts), the collective's actor is it on [context, standardised observation].
 * :func:`squashed_sample` — a reparameterised ``tanh(μ + σ ε)`` and its log-probability.
 * :class:`TwinCritic` — two independent Q heads on the concatenated inputs (clipped double-Q).
+* :func:`polyak_update` — a target (or averaged) copy moved a step towards its network.
 
 State-dict keys are part of the checkpoint formats: the actor's weights are ``net.*``, the
 critic's ``q1.*`` and ``q2.*`` (the collective's subclasses add ``obs_norm.*``).
@@ -22,6 +23,12 @@ import torch.nn.functional as F
 from torch import nn
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+
+
+@torch.no_grad()
+def polyak_update(target: nn.Module, source: nn.Module, rate: float) -> None:
+    """``target ← (1 − rate) · target + rate · source``, parameter by parameter, in place."""
+    torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), rate)
 
 
 def mlp(
