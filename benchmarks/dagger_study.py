@@ -195,7 +195,7 @@ def _row(cells_done: list[tuple[Cell, dict]], round_index: int, kind: str) -> di
         "round": -1 if cell.control else round_index,
         "labelled_transitions": max(transitions),
         "actor_steps": max(steps),
-        "encoder": cell.encoder if cell.conditioning == "ctd" else "retrained",
+        "encoder": cell.encoder,
         "seeds": sorted(seeds),
         "collect_seeds": sorted(set(collect_seeds)),
         "eval_seeds": sorted({r.seed for r in pooled}),

@@ -129,3 +129,12 @@ def test_encoder_schedules_are_planned_for_both_encoder_conditionings():
         "full/ctd-continued/seed0",
         "full/ctd+history-continued/seed0",
     ]
+
+
+def test_a_ctd_history_schedule_variant_is_its_own_row(tmp_path):
+    args = _args(tmp_path, "machine", (0,))
+    args.conditionings, args.continued_encoder_seeds = ("ctd+history",), (0,)
+    _run(args.out, "full/ctd+history", 0, {"reach-v3": [1, 1], "push-v3": [1, 1]})
+    _run(args.out, "full/ctd+history-continued", 0, {"reach-v3": [0, 0], "push-v3": [0, 0]})
+    finals = {r["encoder"]: r["mean"] for r in STUDY.fold(args)["rows"] if not r["screening"]}
+    assert finals == {"retrained": 1.0, "continued": 0.0}
