@@ -37,6 +37,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import tyro
 
@@ -66,10 +67,11 @@ class Args:
     """Run the DAgger cells themselves (`--no-plain`: only the controls and frozen variants)."""
     rounds: int = 3
     episodes_per_task: int = 10
-    allocation: str = "equal"
+    allocation: Literal["equal", "failures"] = "equal"
     """How a round's episodes are shared among tasks (`failures`: more where the collective
     fails; see ``DaggerConfig.allocation``)."""
     allocation_floor: float = 0.1
+    """``DaggerConfig.allocation_floor``: a solved task's weight under `failures`."""
     beta: float = 0.5
     noise: float = 0.3
     collective_steps: int = 10_000
