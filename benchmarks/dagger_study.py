@@ -361,8 +361,10 @@ _VARIANT_SETTINGS = (
 """Study settings a variant may change; the table names each one that differs from the study's."""
 
 
-def markdown(results: dict) -> str:
-    """Final rows first (every seed, last round, final actor step), then screening by round."""
+def markdown(results: dict, screening: bool = True) -> str:
+    """Final rows first (every seed, last round, final actor step), then screening by round
+    (``screening=False``: the final rows only, as the README shows them; the results' own
+    ``.md`` keeps every row)."""
     default = json.loads(json.dumps(dataclasses.asdict(DaggerConfig().encoder)))
     changed = {
         k: v for k, v in results["settings"].get("encoder", {}).items() if v != default.get(k)
@@ -383,7 +385,7 @@ def markdown(results: dict) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     ordered = sorted(
-        results["rows"],
+        (r for r in results["rows"] if screening or not r["screening"]),
         key=lambda r: (r["screening"], r["view"], _label(r), r["round"]),
     )
     for row in ordered:

@@ -8,8 +8,8 @@ A generated block is everything between ``<!-- generated:NAME -->`` and ``<!-- /
 in a file of ``TARGETS``; ``NAME`` is a key of ``BLOCKS``, whose function renders it from the
 JSON files in ``RESULTS`` (written by ``learner_speed.py`` / ``encoder_throughput.py`` /
 ``collect_throughput.py`` with ``--json-out``; the leaderboard's throughput tables read the
-same files) and, for the DAgger study, ``results/dagger_mt10.json`` (written by
-``dagger_study.py``).
+same files) and, for the DAgger study, ``results/dagger_mt10.json`` and
+``results/dagger_mt10_steps30k.json`` (written by ``dagger_study.py``; their final rows only).
 ``tests/test_docs_figures.py`` regenerates every block in memory and checks the docs equal it.
 """
 
@@ -168,10 +168,21 @@ def _script(name: str) -> Any:
     return module
 
 
+def _dagger_finals(name: str) -> str:
+    """A DAgger study's final rows, rendered by the study's own ``markdown`` from its JSON
+    (its screening rows are in the ``.md`` beside the JSON)."""
+    results = json.loads((ROOT / "benchmarks" / "results" / f"{name}.json").read_text())
+    return _script("dagger_study").markdown(results, screening=False).rstrip("\n")
+
+
 def dagger_mt10() -> str:
-    """The DAgger study's table, rendered by the study's own ``markdown`` from its JSON."""
-    results = json.loads((ROOT / "benchmarks" / "results" / "dagger_mt10.json").read_text())
-    return _script("dagger_study").markdown(results).rstrip("\n")
+    """The DAgger study as scoped (10k actor updates per round)."""
+    return _dagger_finals("dagger_mt10")
+
+
+def dagger_mt10_steps30k() -> str:
+    """The DAgger study at 30k actor updates per round."""
+    return _dagger_finals("dagger_mt10_steps30k")
 
 
 def student() -> str:
@@ -185,6 +196,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "encoder_throughput": encoder_throughput,
     "collect_throughput": collect_throughput,
     "dagger_mt10": dagger_mt10,
+    "dagger_mt10_steps30k": dagger_mt10_steps30k,
     "student": student,
 }
 

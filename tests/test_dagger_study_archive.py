@@ -116,6 +116,38 @@ def test_the_table_names_every_study_setting_a_variant_changed():
     )
 
 
+def test_the_readme_table_keeps_the_final_rows_and_drops_the_screening_rows():
+    settings = json.loads(json.dumps(STUDY.dataclasses.asdict(STUDY.Args()), default=str))
+
+    def row(round_: int, screening: bool, mean: float) -> dict:
+        return {
+            "conditioning": "history",
+            "view": "full",
+            "round": round_,
+            "encoder": "retrained",
+            "labelled_transitions": 1000 * (round_ + 1),
+            "actor_steps": 10 * (round_ + 1),
+            "seeds": [0],
+            "episodes_per_task": 10 if screening else 50,
+            "screening": screening,
+            "mean": mean,
+            "ci": [mean - 0.01, mean + 0.01],
+            "per_task": {"reach-v3": mean},
+        }
+
+    results = {
+        "teacher": 0.99,
+        "teacher_ci": [0.98, 1.0],
+        "settings": settings,
+        "tasks": ["reach-v3"],
+        "rows": [row(0, True, 0.111), row(1, True, 0.222), row(1, False, 0.333)],
+    }
+    full, finals = STUDY.markdown(results), STUDY.markdown(results, screening=False)
+    assert "0.111" in full and "0.222" in full and "(screening)" in full
+    assert "0.111" not in finals and "0.222" not in finals and "(screening)" not in finals
+    assert "**0.333**" in finals and "| reach-v3 | 0.33 |" in finals
+
+
 def test_encoder_schedules_are_planned_for_both_encoder_conditionings():
     args = STUDY.Args(
         conditionings=("ctd", "ctd+history", "history"),
