@@ -273,12 +273,34 @@ def merge_committed(args: Args, rows: list[dict], wall: list[dict]) -> tuple[lis
     )
 
 
+NOT_SETTINGS = (
+    *("out", "results", "only_results", "workers"),
+    *("views", "conditionings", "seeds", "plain", "controls"),
+    *("frozen_encoder_seeds", "continued_encoder_seeds"),
+)
+"""Args that are not the runs' settings: where files go, and which cells this invocation ran
+(the rows name their own view, conditioning, encoder schedule and seeds)."""
+
+
+def committed_cells(args: Args) -> list[Cell]:
+    """The cells behind the committed results' rows, every seed: a fold of ``--seeds 2`` pools
+    seeds 0 and 1 from the archive as well, not only the seeds it ran."""
+    if not args.results.is_file():
+        return []
+    committed = read_json_object(args.results, str(args.results))
+    return [
+        Cell(view, conditioning, seed, encoder, control)
+        for (view, conditioning, encoder, control), seeds in _seeds(committed["rows"]).items()
+        for seed in sorted(seeds)
+    ]
+
+
 def fold(args: Args) -> dict:
-    """Every finished run under ``--out`` or in the archive as the results JSON (and its
-    markdown and plot)."""
+    """Every finished run under ``--out`` or in the archive, of the cells asked for and of the
+    committed rows, as the results JSON (and its markdown and plot)."""
     groups: dict[tuple, list[tuple[Cell, dict]]] = {}
     wall = []
-    for cell in cells(args):
+    for cell in dict.fromkeys(committed_cells(args) + cells(args)):
         folder = run_folder(args, cell)
         if folder is None:
             continue
@@ -309,7 +331,7 @@ def fold(args: Args) -> dict:
         "settings": {
             k: v
             for k, v in json.loads(json.dumps(dataclasses.asdict(args), default=str)).items()
-            if k not in ("out", "results", "only_results", "workers")
+            if k not in NOT_SETTINGS
         },
         "rows": rows,
         "wall_seconds": wall,

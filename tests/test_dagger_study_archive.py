@@ -105,6 +105,15 @@ def test_seeds_from_two_machines_pool_episode_by_episode_and_old_groups_stay(tmp
     assert (tmp_path / "results" / "dagger_runs" / "full/none/seed1/rounds.json").is_file()
     assert results["teacher"] == committed["teacher"]
 
+    third = _args(tmp_path, "machine-3", (2,))  # runs seed 2 only: seeds 0-1 come from the archive
+    _run(third.out, "full/history", 2, {"reach-v3": [1, 1], "push-v3": [1, 1]})
+    rows = STUDY.fold(third)["rows"]
+    final = next(r for r in rows if not r["screening"] and r["conditioning"] == "history")
+    assert final["seeds"] == [0, 1, 2]
+    assert final["per_task"] == {"reach-v3": pytest.approx(5 / 6), "push-v3": pytest.approx(4 / 6)}
+    none_rows = [r for r in rows if r["conditioning"] == "none"]
+    assert [(r["seeds"], r["mean"]) for r in none_rows] == [([0, 1, 2], 0.456)]
+
 
 def test_the_table_names_every_study_setting_a_variant_changed():
     settings = json.loads(json.dumps(STUDY.dataclasses.asdict(STUDY.Args()), default=str))
