@@ -282,25 +282,27 @@ NOT_SETTINGS = (
 (the rows name their own view, conditioning, encoder schedule and seeds)."""
 
 
-def committed_cells(args: Args) -> list[Cell]:
-    """The cells behind the committed results' rows, every seed: a fold of ``--seeds 2`` pools
-    seeds 0 and 1 from the archive as well, not only the seeds it ran."""
-    if not args.results.is_file():
-        return []
-    committed = read_json_object(args.results, str(args.results))
-    return [
-        Cell(view, conditioning, seed, encoder, control)
-        for (view, conditioning, encoder, control), seeds in _seeds(committed["rows"]).items()
-        for seed in sorted(seeds)
-    ]
+def archived_cells(args: Args) -> list[Cell]:
+    """Every cell with a run in the archive beside the results: a fold of ``--seeds 2`` pools
+    the seeds and cells archived by earlier invocations as well, not only what it ran."""
+    found = []
+    for path in sorted(archive_folder(args).glob("*/*/seed*/rounds.json")):
+        view, name, seed = path.parts[-4:-1]
+        encoder, control = "retrained", False
+        for suffix in ("-frozen", "-continued", "-control"):
+            if name.endswith(suffix):
+                name = name.removesuffix(suffix)
+                encoder, control = (encoder, True) if suffix == "-control" else (suffix[1:], False)
+        found.append(Cell(view, name, int(seed.removeprefix("seed")), encoder, control))
+    return found
 
 
 def fold(args: Args) -> dict:
-    """Every finished run under ``--out`` or in the archive, of the cells asked for and of the
-    committed rows, as the results JSON (and its markdown and plot)."""
+    """Every finished run of the cells asked for (under ``--out``, else archived) and every
+    archived run, as the results JSON (and its markdown and plot)."""
     groups: dict[tuple, list[tuple[Cell, dict]]] = {}
     wall = []
-    for cell in dict.fromkeys(committed_cells(args) + cells(args)):
+    for cell in dict.fromkeys(archived_cells(args) + cells(args)):
         folder = run_folder(args, cell)
         if folder is None:
             continue

@@ -179,3 +179,19 @@ def test_a_ctd_history_schedule_variant_is_its_own_row(tmp_path):
     _run(args.out, "full/ctd+history-continued", 0, {"reach-v3": [0, 0], "push-v3": [0, 0]})
     finals = {r["encoder"]: r["mean"] for r in STUDY.fold(args)["rows"] if not r["screening"]}
     assert finals == {"retrained": 1.0, "continued": 0.0}
+
+
+def test_every_archived_cell_is_read_back_from_its_folder_name(tmp_path):
+    args = _args(tmp_path, "machine-1", (0,))
+    planned = [
+        STUDY.Cell("full", "ctd-e2e", 0, encoder="frozen"),
+        STUDY.Cell("full", "ctd+history", 2, encoder="continued"),
+        STUDY.Cell("goal-hidden", "history", 1, control=True),
+        STUDY.Cell("goal-hidden", "none", 0),
+    ]
+    for cell in planned:
+        folder = STUDY.archive_folder(args) / cell.name
+        folder.mkdir(parents=True)
+        (folder / "rounds.json").write_text("{}")
+    (STUDY.archive_folder(args) / "full/oracle/seed0").mkdir(parents=True)  # not finished
+    assert sorted(STUDY.archived_cells(args), key=str) == sorted(planned, key=str)
