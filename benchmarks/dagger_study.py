@@ -15,10 +15,11 @@ Each run's evaluation records (``rounds.json`` and every episode of its screenin
 evaluations, some 100 kB; not its datasets or weights) are copied beside the results into
 ``<results stem>_runs/`` (e.g. ``benchmarks/results/dagger_mt10_runs/full/ctd/seed0``), and so
 are the teacher's. The fold reads a run from ``--out`` when it is there and from that archive
-when it is not, so seeds run on different machines pool episode by episode, exactly as if run on
-one. A group of rows (view, conditioning, encoder, control) whose committed seeds are not all
-here or in the archive (runs from before the archive) keeps its committed rows, and the fold
-says so: a fold never loses a seed.
+when it is not, and it folds every archived run whichever cells this invocation names (``--seeds``
+with no value runs nothing new and refolds them all), so seeds run on different machines pool
+episode by episode, exactly as if run on one. A group of rows (view, conditioning, encoder,
+control) whose committed seeds are not all here or in the archive (runs from before the
+archive) keeps its committed rows, and the fold says so: a fold never loses a seed.
 
 Rows are read at the last round and the final actor step of every seed run — never the best
 round or seed; screening rows (``episodes_per_task`` = ``--screening-episodes``) are labelled
