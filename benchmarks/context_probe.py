@@ -12,6 +12,9 @@ held-out goals:
 * **swapped** — every env acts on the context of the next env's episode (reach gets push's,
   push gets pick-place's, pick-place gets reach's): if success holds, the agent ignores its
   context;
+* for ``ctd+history``, **CLS frozen at t=0** and **CLS swapped**: the same, on the CLS part
+  alone, the raw window staying the agent's own: whether the actor leans on the CLS when the
+  window already names the task;
 * **probe** — linear-probe task accuracy (balanced: mean recall over tasks) of the context on
   the agent's *own* windows, by step of the episode (softmax regression, trained on the first
   half of the episodes of every task and scored on the second half), beside the same probe on
@@ -70,14 +73,16 @@ class ProbedAgent(CollectiveAgent):
     def act(self, observations: np.ndarray, history: EpisodeHistory | None) -> np.ndarray:
         contexts = self.learner.context.for_history(history, self.env_tasks)
         steps = history.steps.copy()
-        if self.mode == "frozen":
+        # the columns a mode changes: the whole context, or (cls-*) the CLS part of ctd+history
+        part = slice(self.learner.context.cls.dim) if self.mode.startswith("cls-") else slice(None)
+        if self.mode in ("frozen", "cls-frozen"):
             if self.frozen is None:
                 self.frozen = contexts.copy()
             starting = steps == 0
             self.frozen[starting] = contexts[starting]
-            contexts = self.frozen.copy()
-        elif self.mode == "swapped":
-            contexts = np.roll(contexts, -1, axis=0)  # env i acts on env i+1's context
+            contexts[:, part] = self.frozen[:, part]
+        elif self.mode in ("swapped", "cls-swapped"):
+            contexts[:, part] = np.roll(contexts[:, part], -1, axis=0)  # env i gets env i+1's
         else:
             raw = self.raw.for_history(history, self.env_tasks)
             for env, step in enumerate(steps):
@@ -154,7 +159,10 @@ def main(args: Args) -> dict:
         "seed": args.seed,
         "episodes_per_task": args.episodes,
     }
-    for mode in ("updated", "frozen", "swapped"):
+    modes = ["updated", "frozen", "swapped"]
+    if learner.config.conditioning == "ctd+history":
+        modes += ["cls-frozen", "cls-swapped"]
+    for mode in modes:
         agent = ProbedAgent(learner, mode)
         result = evaluate(agent, args.tasks, "official", args.seed, num_episodes=args.episodes)
         report[mode] = result.success_by_task() | {"mean": result.mean_success}
