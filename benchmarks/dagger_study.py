@@ -86,6 +86,9 @@ class Args:
     actor_average: float = 0.0
     """Act with a Polyak-averaged copy of the collective's actor at this rate (a variant: see
     ``CollectiveSACConfig.actor_average``)."""
+    cls_swap: float = 0.0
+    """ctd+history cells: swap the CLS part of this share of each actor batch with another
+    row's (a variant: see ``CollectiveSACConfig.cls_swap``; other conditionings ignore it)."""
     screening_episodes: int = 10
     final_episodes: int = 50
     eval_seeds: tuple[int, ...] = (100,)
@@ -145,6 +148,7 @@ def dagger_config(args: Args, cell: Cell) -> DaggerConfig:
             view=cell.view,
             normalize_context=args.normalize_context,
             actor_average=args.actor_average,
+            cls_swap=args.cls_swap if cell.conditioning == "ctd+history" else 0.0,
         ),
         collective_steps=args.collective_steps,
         encoder=args.encoder,
@@ -382,6 +386,7 @@ _VARIANT_SETTINGS = (
     "encoder_steps",
     "normalize_context",
     "actor_average",
+    "cls_swap",
 )
 """Study settings a variant may change; the table names each one that differs from the study's."""
 

@@ -286,3 +286,78 @@ def test_ctd_e2e_beats_the_frozen_cls_on_held_out_episodes(reach_pick_place):
         predicted = learner.predict(held_out.observations, context)
         errors[mode] = float(np.mean((predicted - held_out.expert_action_mean) ** 2))
     assert errors["ctd-e2e"] < 0.85 * errors["ctd"], errors
+
+
+# ----- cls_swap: the CLS part of some actor rows taken from other rows ------------------------
+def _ctd_history(data, encoder, **overrides):
+    config = dict(conditioning="ctd+history", view="goal-hidden", **FAST) | overrides
+    learner = CollectiveSACConfig(**config).create()
+    learner.fit(data, 0, context=make_context("ctd+history", data, encoder), progress=False)
+    return learner
+
+
+def test_cls_swap_replaces_the_cls_of_its_share_of_rows_and_keeps_the_raw_window(data, encoder):
+    learner = _ctd_history(data, encoder, cls_swap=0.3)
+    contexts = torch.as_tensor(learner.context.for_transitions(data)[0])
+    width = learner.context.cls.dim
+    swapped = learner._swap_cls(contexts)
+    torch.testing.assert_close(swapped[:, width:], contexts[:, width:], rtol=0, atol=0)
+    changed = (swapped[:, :width] != contexts[:, :width]).any(1)
+    # each changed row's CLS is some row's CLS of the batch
+    for row in torch.nonzero(changed).flatten()[:50]:
+        assert (contexts[:, :width] == swapped[row, :width]).all(1).any()
+    share = changed.float().mean().item()  # a donor with the same CLS changes nothing
+    assert 0.2 < share < 0.34, share
+
+
+def test_cls_swap_teaches_the_actor_to_rely_less_on_the_cls(data, encoder):
+    """Trained with every row's CLS swapped, the actor's actions move less when the CLS alone
+    is replaced by another task's than when it is trained on true CLS embeddings."""
+    reach = np.flatnonzero(data.task_index == 0)[:200]
+    push = np.flatnonzero(data.task_index == 1)[:200]
+
+    def cls_sensitivity(share: float) -> float:
+        learner = _ctd_history(data, encoder, cls_swap=share)
+        learner.fit(data, 300, progress=False)
+        contexts = learner.context.for_transitions(data)[0]
+        mixed = contexts[reach].copy()
+        mixed[:, : learner.context.cls.dim] = contexts[push, : learner.context.cls.dim]
+        obs = data.observations[reach]
+        moved = learner.predict(obs, contexts[reach]) - learner.predict(obs, mixed)
+        return float(np.abs(moved).mean())
+
+    plain, swapped = cls_sensitivity(0.0), cls_sensitivity(1.0)
+    print(f"CLS sensitivity: plain {plain:.4f}, cls_swap=1 {swapped:.4f}")
+    assert swapped < 0.5 * plain
+
+
+def test_cls_swap_resumes_exactly_and_is_absent_while_off(data, encoder, tmp_path):
+    straight = _ctd_history(data, encoder, cls_swap=0.5)
+    straight.fit(data, 6, progress=False)
+    first = _ctd_history(data, encoder, cls_swap=0.5)
+    first.fit(data, 3, progress=False)
+    first.save(tmp_path / "swap.pt")
+    resumed = CollectiveSAC.load(tmp_path / "swap.pt")
+    resumed.fit(data, 3, progress=False)
+    for name, value in straight.actor.state_dict().items():
+        torch.testing.assert_close(resumed.actor.state_dict()[name], value, rtol=0, atol=0)
+    # the swaps change the updates; off, neither a record field nor a checkpoint entry
+    plain = _ctd_history(data, encoder)
+    plain.fit(data, 6, progress=False)
+    swapped_weights = straight.actor.state_dict()
+    assert any(not torch.equal(v, swapped_weights[k]) for k, v in plain.actor.state_dict().items())
+    assert "cls_swap" not in plain.config.record() and plain._swap_generator is None
+    plain.save(tmp_path / "plain.pt")
+    assert "swap_generator" not in torch.load(tmp_path / "plain.pt", weights_only=True)
+    state = torch.load(tmp_path / "swap.pt", weights_only=True)
+    del state["swap_generator"]
+    torch.save(state, tmp_path / "damaged.pt")
+    with pytest.raises(CtdkitError, match="swap_generator"):
+        CollectiveSAC.load(tmp_path / "damaged.pt")
+
+
+def test_cls_swap_is_refused_outside_ctd_with_history():
+    with pytest.raises(CtdkitError, match="cls_swap applies to conditioning 'ctd\\+history' only"):
+        CollectiveSACConfig(conditioning="ctd", cls_swap=0.2)
+    with pytest.raises(CtdkitError, match="cls_swap must be in"):
+        CollectiveSACConfig(conditioning="ctd+history", cls_swap=1.5)

@@ -19,6 +19,8 @@ END_TO_END = "ctd-e2e"
 #: fields only ``ctd-e2e`` reads: left out of the other modes' records (checkpoint config, run
 #: settings), which therefore stay what they were before these fields existed
 END_TO_END_FIELDS = ("encoder_lr",)
+#: the conditioning whose context puts a CLS embedding beside the raw window (``cls_swap``)
+CLS_WITH_HISTORY = "ctd+history"
 #: the longest ``history`` window (Meta-World episodes are 500 steps; a checkpoint asking for
 #: more is refused before it sizes a network)
 MAX_HISTORY_STEPS = 10_000
@@ -87,6 +89,12 @@ class CollectiveSACConfig:
     student's teacher). Meant to steady the last weights that constant-rate Adam leaves
     wandering; measured on peg-insert-side DAgger (0.01: 0.53 against 0.45 over 3 seeds, inside
     the seed spread) it did not help, so it is off by default; 0: the trained actor acts."""
+    cls_swap: float = 0.0
+    """ctd+history: the share of each actor batch whose CLS part is replaced by that of another
+    row of the batch (drawn at random; the raw window and the label stay the row's own). The
+    context probe found the actor following a wrong CLS although its raw window named the right
+    task; trained on rows where the two disagree, it must learn to read the window too. The
+    critics see the true contexts. 0: off."""
     critic: bool = True
     """Also learn the twin critics (each step: one actor and one critic update)."""
     seed: int = 0
@@ -124,12 +132,19 @@ class CollectiveSACConfig:
                 raise CtdkitError(f"{name} must be in (0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.actor_average <= 1.0:  # NaN fails too
             raise CtdkitError(f"actor_average must be in [0, 1], got {self.actor_average}")
+        if not 0.0 <= self.cls_swap <= 1.0:  # NaN fails too
+            raise CtdkitError(f"cls_swap must be in [0, 1], got {self.cls_swap}")
+        if self.cls_swap and self.conditioning != CLS_WITH_HISTORY:
+            raise CtdkitError(
+                f"cls_swap applies to conditioning {CLS_WITH_HISTORY!r} only (the CLS beside a "
+                f"raw window), not {self.conditioning!r}"
+            )
 
     def record(self) -> dict:
         """The fields as plain data, as checkpoints and run settings keep them: without the
-        ``ctd-e2e`` fields unless that is the mode, and without ``normalize_context`` and
-        ``actor_average`` while they are off (so earlier records, and the digests of their
-        checkpoints, stay as they were)."""
+        ``ctd-e2e`` fields unless that is the mode, and without ``normalize_context``,
+        ``actor_average`` and ``cls_swap`` while they are off (so earlier records, and the
+        digests of their checkpoints, stay as they were)."""
         values = dataclasses.asdict(self)
         values["hidden"] = list(values["hidden"])
         if self.conditioning != END_TO_END:
@@ -137,8 +152,9 @@ class CollectiveSACConfig:
                 del values[name]
         if not self.normalize_context:
             del values["normalize_context"]
-        if not self.actor_average:
-            del values["actor_average"]
+        for name in ("actor_average", "cls_swap"):
+            if not values[name]:
+                del values[name]
         return values
 
     def create(self, device: str = "cpu"):

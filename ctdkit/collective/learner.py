@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ctdkit.collective.config import END_TO_END, CollectiveSACConfig
+from ctdkit.collective.config import CLS_WITH_HISTORY, END_TO_END, CollectiveSACConfig
 from ctdkit.collective.context import ContextModel, load_context
 from ctdkit.collective.networks import TanhGaussianActor, TwinCritic
 from ctdkit.data.loader import Transitions
@@ -45,6 +45,8 @@ from ctdkit.progress import progress_bar
 REQUIRED_LABELS = ("expert_action_mean", "expert_action_log_std")
 #: what a ctd-e2e checkpoint holds beyond the others: the encoder's optimiser and dropout RNG
 END_TO_END_ENTRIES = ("encoder_optim", "encoder_rng")
+#: what a checkpoint trained with ``cls_swap`` holds beyond the others: the swaps' generator
+CLS_SWAP_ENTRIES = ("swap_generator",)
 
 
 def td_target(
@@ -82,6 +84,10 @@ class CollectiveSAC:
                 f"conditioning {self.config.conditioning!r} cannot train on a {context.mode!r} "
                 "context (make_context with the config's conditioning)"
             )
+        if self.config.cls_swap and context.mode != CLS_WITH_HISTORY:
+            raise CtdkitError(
+                f"cls_swap needs a {CLS_WITH_HISTORY!r} context, not {context.mode!r}"
+            )
 
     def build(self, obs_dim: int, action_dim: int, context: ContextModel) -> None:
         self._check_context(context)
@@ -104,6 +110,11 @@ class CollectiveSAC:
         # policy noise: a stream of its own, so the actor's updates do not depend on the critic's
         noise_seed = int(np.random.SeedSequence([c.seed, 1]).generate_state(1)[0])
         self._noise_generator = torch.Generator(device="cpu").manual_seed(noise_seed)
+        # cls_swap: which rows swap and with whom, a stream of its own (none while it is off)
+        swap_seed = int(np.random.SeedSequence([c.seed, 3]).generate_state(1)[0])
+        self._swap_generator = (
+            torch.Generator(device="cpu").manual_seed(swap_seed) if c.cls_swap else None
+        )
         if context.mode == END_TO_END:
             # the encoder's dropout: a stream of its own, seeded like the others
             dropout_seed = int(np.random.SeedSequence([c.seed, 2]).generate_state(1)[0])
@@ -170,6 +181,17 @@ class CollectiveSAC:
         index = index.to(self.device)
         return {k: v[index] for k, v in tensors.items()}
 
+    def _swap_cls(self, context: torch.Tensor) -> torch.Tensor:
+        """``cls_swap``: the actor's contexts with the CLS part of a ``cls_swap`` share of the
+        rows taken from another row of the batch (the raw window stays the row's own)."""
+        rows = len(context)
+        swapped = torch.rand(rows, generator=self._swap_generator) < self.config.cls_swap
+        donor = torch.randint(rows, (rows,), generator=self._swap_generator)
+        swapped, donor = swapped.to(self.device), donor.to(self.device)
+        width = self.context.cls.dim
+        cls = torch.where(swapped[:, None], context[donor, :width], context[:, :width])
+        return torch.cat([cls, context[:, width:]], 1)
+
     # ------------------------------------------------------------------ losses
     def actor_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         mean, log_std = self.actor(batch["context"], batch["obs"])
@@ -233,7 +255,10 @@ class CollectiveSAC:
         if finetune:
             rows = batch["row"].cpu().numpy()
             batch = {**batch, "context": self._finetuned_context(rows)}
-        actor_loss = self.actor_loss(batch)
+        if self._swap_generator is None:
+            actor_loss = self.actor_loss(batch)
+        else:  # the critic below keeps the true contexts
+            actor_loss = self.actor_loss({**batch, "context": self._swap_cls(batch["context"])})
         self.actor_optim.zero_grad(set_to_none=True)
         if finetune:
             self.encoder_optim.zero_grad(set_to_none=True)
@@ -343,6 +368,8 @@ class CollectiveSAC:
         }
         if self.actor_average is not None:
             state["actor_average"] = self.actor_average.state_dict()
+        if self._swap_generator is not None:
+            state["swap_generator"] = self._swap_generator.get_state()
         if self.encoder_optim is not None:  # ctd-e2e (the encoder itself is in "context")
             state["encoder_optim"] = self.encoder_optim.state_dict()
             state["encoder_rng"] = dict(self._encoder_rng)
@@ -380,6 +407,9 @@ class CollectiveSAC:
                 agent.actor_average.load_state_dict(state["actor_average"])
             agent._generator.set_state(state["generator"])
             agent._noise_generator.set_state(state["noise_generator"])
+            if agent._swap_generator is not None:
+                require_entries(state, COLLECTIVE, str(path), CLS_SWAP_ENTRIES)
+                agent._swap_generator.set_state(state["swap_generator"])
             if agent.encoder_optim is not None:
                 require_entries(state, COLLECTIVE, str(path), END_TO_END_ENTRIES)
                 agent.encoder_optim.load_state_dict(state["encoder_optim"])
