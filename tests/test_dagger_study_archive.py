@@ -195,3 +195,13 @@ def test_every_archived_cell_is_read_back_from_its_folder_name(tmp_path):
         (folder / "rounds.json").write_text("{}")
     (STUDY.archive_folder(args) / "full/oracle/seed0").mkdir(parents=True)  # not finished
     assert sorted(STUDY.archived_cells(args), key=str) == sorted(planned, key=str)
+
+
+def test_the_cls_swap_variant_reaches_the_ctd_history_cells_only_and_names_itself():
+    args = STUDY.Args(conditionings=("ctd+history", "history"), seeds=(0,), cls_swap=0.5)
+    configs = {cell.conditioning: STUDY.dagger_config(args, cell) for cell in STUDY.cells(args)}
+    assert configs["ctd+history"].collective.cls_swap == 0.5
+    assert configs["history"].collective.cls_swap == 0.0  # another conditioning: refused there
+    settings = json.loads(json.dumps(STUDY.dataclasses.asdict(args), default=str))
+    results = {"teacher": 0.99, "teacher_ci": [0.98, 1.0], "rows": [], "settings": settings}
+    assert STUDY.markdown(results).startswith("**Variant:** cls_swap=0.5 (otherwise")
