@@ -8,8 +8,10 @@ A generated block is everything between ``<!-- generated:NAME -->`` and ``<!-- /
 in a file of ``TARGETS``; ``NAME`` is a key of ``BLOCKS``, whose function renders it from the
 JSON files in ``RESULTS`` (written by ``learner_speed.py`` / ``encoder_throughput.py`` /
 ``collect_throughput.py`` with ``--json-out``; the leaderboard's throughput tables read the
-same files) and, for the DAgger study, ``results/dagger_mt10.json`` and
-``results/dagger_mt10_steps30k.json`` (written by ``dagger_study.py``; their final rows only).
+same files) and, for the DAgger study, ``results/dagger_mt10.json``,
+``results/dagger_mt10_steps30k.json`` and its ``cls_swap`` variant
+``results/dagger_mt10_steps30k_clsswap.json`` (written by ``dagger_study.py``; their final rows
+only).
 ``tests/test_docs_figures.py`` regenerates every block in memory and checks the docs equal it.
 """
 
@@ -185,6 +187,11 @@ def dagger_mt10_steps30k() -> str:
     return _dagger_finals("dagger_mt10_steps30k")
 
 
+def dagger_mt10_steps30k_clsswap() -> str:
+    """The 30k study's ``ctd+history`` trained with ``cls_swap``."""
+    return _dagger_finals("dagger_mt10_steps30k_clsswap")
+
+
 def student() -> str:
     """The student study's table, rendered by the study's own ``table`` from its JSON."""
     results = json.loads((ROOT / "benchmarks" / "results" / "student.json").read_text())
@@ -197,6 +204,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "collect_throughput": collect_throughput,
     "dagger_mt10": dagger_mt10,
     "dagger_mt10_steps30k": dagger_mt10_steps30k,
+    "dagger_mt10_steps30k_clsswap": dagger_mt10_steps30k_clsswap,
     "student": student,
 }
 
