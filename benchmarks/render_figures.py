@@ -18,6 +18,7 @@ only).
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import re
@@ -177,19 +178,10 @@ def _dagger_finals(name: str) -> str:
     return _script("dagger_study").markdown(results, screening=False).rstrip("\n")
 
 
-def dagger_mt10() -> str:
-    """The DAgger study as scoped (10k actor updates per round)."""
-    return _dagger_finals("dagger_mt10")
-
-
-def dagger_mt10_steps30k() -> str:
-    """The DAgger study at 30k actor updates per round."""
-    return _dagger_finals("dagger_mt10_steps30k")
-
-
-def dagger_mt10_steps30k_clsswap() -> str:
-    """The 30k study's ``ctd+history`` trained with ``cls_swap``."""
-    return _dagger_finals("dagger_mt10_steps30k_clsswap")
+#: The DAgger studies whose final rows the docs show, each a ``results/NAME.json`` and a
+#: block of that name: as scoped (10k actor updates per round), at 30k, and the 30k
+#: ``ctd+history`` trained with ``cls_swap``.
+DAGGER_STUDIES = ("dagger_mt10", "dagger_mt10_steps30k", "dagger_mt10_steps30k_clsswap")
 
 
 def student() -> str:
@@ -202,9 +194,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "learner_speed": learner_speed,
     "encoder_throughput": encoder_throughput,
     "collect_throughput": collect_throughput,
-    "dagger_mt10": dagger_mt10,
-    "dagger_mt10_steps30k": dagger_mt10_steps30k,
-    "dagger_mt10_steps30k_clsswap": dagger_mt10_steps30k_clsswap,
+    **{name: functools.partial(_dagger_finals, name) for name in DAGGER_STUDIES},
     "student": student,
 }
 
