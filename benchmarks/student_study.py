@@ -4,6 +4,7 @@ task the collective was trained on and on one it never saw.
     python benchmarks/student_study.py select --ctd-collective C1 --none-collective C2
     python benchmarks/student_study.py run --ctd-collective C1 --none-collective C2
     python benchmarks/student_study.py run --tasks trained ...   # push only: no selection needed
+    python benchmarks/student_study.py run --methods student --seeds 1 2 ...   # only those runs
     python benchmarks/student_study.py results
 
 Everything below is fixed before any student run (and is what the results record):
@@ -66,7 +67,7 @@ from ctdkit.envs import MT10
 from ctdkit.envs.tasks import resolve_tasks
 from ctdkit.eval.run import EvaluateConfig, run_evaluation
 from ctdkit.experts import SACConfig
-from ctdkit.files import read_json_object, write_json_atomic
+from ctdkit.files import read_json_object, write_json_atomic, write_text_atomic
 from ctdkit.student import STD_FLOOR, TrainStudentConfig, train_student
 
 METHODS = (
@@ -106,6 +107,9 @@ class Args:
     none_collective: Path | None = None
     """The collective without context: the finetune-none start."""
     methods: tuple[str, ...] = METHODS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """run: only these seeds (each method runs those of its own seeds that are named), so a
+    session can finish the seeds a lost machine left unfinished without rerunning the rest."""
     tasks: tuple[Literal["trained", "held-out"], ...] = ("trained", "held-out")
     """run / results: the trained task (push), the held-out one, or both. The trained task's
     runs need no selection, so they can go first while the held-out rule is still walking."""
@@ -219,7 +223,7 @@ def study_tasks(args: Args) -> tuple[str, ...]:
 
 def run(args: Args) -> None:
     tasks = study_tasks(args)
-    for seed in (0, 1, 2):  # seed by seed: partial results stay balanced across methods
+    for seed in args.seeds:  # seed by seed: partial results stay balanced across methods
         for task in tasks:
             for method in args.methods:
                 if seed in SEEDS[method]:
@@ -310,7 +314,7 @@ def results(args: Args) -> dict[str, Any]:
         "rows": rows,
     }
     write_json_atomic(args.results / "student.json", study, indent=1)
-    (args.results / "student.md").write_text(table(study))
+    write_text_atomic(args.results / "student.md", table(study))
     plot(study, args.results)
     return study
 

@@ -4,6 +4,7 @@ rerun still behind) leaves the committed curve in place, a run that got further 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -61,3 +62,22 @@ def test_a_later_session_keeps_committed_seeds_and_takes_runs_that_got_further(t
     table = (tmp_path / "results" / "student.md").read_text()
     assert table.count("| push-v3 | sac | 3 |") == 1
     assert "| 10k, 15k, (at 0k) | 10k, 15k, (at 0k) | running |" in table  # seed 2 still running
+
+
+def test_run_trains_only_the_named_seeds_of_each_method(tmp_path, monkeypatch):
+    made = []
+    monkeypatch.setattr(
+        STUDY, "run_one", lambda args, method, task, seed: made.append((method, seed))
+    )
+    args = STUDY.Args(
+        stage="run",
+        tasks=("trained",),
+        methods=("sac", "finetune-none"),
+        seeds=(1, 2),
+        out=tmp_path / "runs",
+        results=tmp_path,
+    )
+    STUDY.run(args)
+    assert made == [("sac", 1), ("sac", 2)]  # finetune-none runs seed 0 only
+    STUDY.run(dataclasses.replace(args, seeds=(0,)))
+    assert made[2:] == [("sac", 0), ("finetune-none", 0)]
