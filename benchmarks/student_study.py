@@ -263,7 +263,15 @@ def study_runs(args: Args, task: str, method: str) -> dict[int, dict[str, Any]]:
         digest = fingerprint["student"]["collective_sha256"] if curve else None
         here = {"curve": curve, "collective_sha256": digest}
         earlier = committed.get((task, method, seed))
-        if earlier and len(earlier["curve"]) > len(curve):
+        other_collective = (
+            method != "sac" and earlier and curve and earlier["collective_sha256"] != digest
+        )
+        if other_collective:  # another teacher: another experiment, whatever its length
+            print(
+                f"{task} {method} seed {seed}: this run's collective ({digest[:8]}) replaces the "
+                f"committed curve's ({str(earlier['collective_sha256'])[:8]})"
+            )
+        elif earlier and len(earlier["curve"]) > len(curve):
             print(f"{task} {method} seed {seed}: from the committed results ({args.results})")
             here = earlier
         if here["curve"]:
@@ -329,7 +337,8 @@ def table(study: dict[str, Any]) -> str:
         f"episodes per evaluation every {EVAL_EVERY // 1000}k steps; steps to 90% / 50%: first "
         "of two consecutive evaluations at or above it (— never: counts as the budget in the "
         "median; a seed not finished shows how far it got, and its row's median waits for it); "
-        "final success: each seed's last evaluation so far.",
+        "final success: each seed's last evaluation so far; the collective behind each row is "
+        "listed under the table (plain SAC never consults it).",
         "",
         "| task | method | seeds | success at step 0 | steps to 50% | steps to 90% | median to "
         "90% | final success |",
@@ -355,7 +364,24 @@ def table(study: dict[str, Any]) -> str:
             f"{steps(row, 'steps_to_50')} | {steps(row, 'steps_to_90')} | {median} | "
             f"{', '.join(f'{v:.2f}' for v in row['final_success'])} |"
         )
+    lines += ["", *collectives(study)]
     return "\n".join(lines) + "\n"
+
+
+def collectives(study: dict[str, Any]) -> list[str]:
+    """One line per row that consults a collective: its sha256 (first 8) and the seeds it
+    taught, so a row whose seeds had different collectives says so."""
+    lines = []
+    for row in (r for r in study["rows"] if r["method"] != "sac"):
+        seeds_by_digest: dict[str, list[str]] = {}
+        for seed, digest in row.get("collective_sha256", {}).items():
+            seeds_by_digest.setdefault(str(digest)[:8], []).append(seed)
+        used = "; ".join(f"`{d}` (seeds {', '.join(s)})" for d, s in seeds_by_digest.items())
+        mixed = (
+            " — **mixed: its seeds had different collectives**" if len(seeds_by_digest) > 1 else ""
+        )
+        lines.append(f"- {row['task']} {row['method']}: collective {used}{mixed}")
+    return lines
 
 
 def plot(study: dict[str, Any], folder: Path) -> None:

@@ -81,3 +81,32 @@ def test_run_trains_only_the_named_seeds_of_each_method(tmp_path, monkeypatch):
     assert made == [("sac", 1), ("sac", 2)]  # finetune-none runs seed 0 only
     STUDY.run(dataclasses.replace(args, seeds=(0,)))
     assert made[2:] == [("sac", 0), ("finetune-none", 0)]
+
+
+def test_a_run_with_another_collective_replaces_the_committed_seed_and_the_table_says_so(tmp_path):
+    first = STUDY.Args(
+        stage="results",
+        tasks=("trained",),
+        methods=("sac", "student"),
+        out=tmp_path / "machine-1",
+        results=tmp_path,
+    )
+    for seed in (0, 1):
+        _run(first.out, "sac", seed, [0.0, 0.9, 0.9], "old")
+        _run(first.out, "student", seed, [0.0, 0.9, 0.9], "old")
+    STUDY.results(first)
+
+    second = dataclasses.replace(first, out=tmp_path / "machine-2")  # the collective was rebuilt
+    _run(second.out, "sac", 0, [0.0], "new")  # plain SAC never consults it: length decides
+    _run(second.out, "student", 0, [0.0], "new")  # another teacher: this run, though shorter
+    study = STUDY.results(second)
+    sac, student = study["rows"]
+    assert sac["curves"]["0"] == [[0, 0.0], [5_000, 0.9], [10_000, 0.9]]
+    assert student["curves"]["0"] == [[0, 0.0]] and student["steps_to_90"] == [None, 5_000]
+    assert student["collective_sha256"] == {"0": "new", "1": "old"}
+    footer = STUDY.collectives(study)
+    assert footer == [
+        "- push-v3 student: collective `new` (seeds 0); `old` (seeds 1) — **mixed: its seeds had "
+        "different collectives**"
+    ]
+    assert footer[0] in STUDY.table(study)
