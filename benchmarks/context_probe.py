@@ -33,6 +33,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -40,6 +41,7 @@ import tyro
 
 from ctdkit.collective import CollectiveAgent, CollectiveSAC
 from ctdkit.collective.history_context import HistoryContext
+from ctdkit.envs.tasks import resolve_tasks
 from ctdkit.eval import evaluate
 from ctdkit.files import write_json_atomic
 from ctdkit.policies.history import EpisodeHistory
@@ -48,15 +50,22 @@ from ctdkit.policies.history import EpisodeHistory
 BUCKETS = ((0, 0), (1, 1), (2, 4), (5, 9), (10, 49), (50, 499))
 
 
+Mode = Literal["updated", "frozen", "swapped", "cls-frozen", "cls-swapped"]
+
+
 @dataclass
 class Args:
     checkpoint: Path
     tasks: tuple[str, ...] = ("reach-v3", "push-v3", "pick-place-v3")
+    """Task names or sets (MT10, MT50)."""
     seed: int = 100
     """Evaluation seed (held out: >= 100)."""
     episodes: int = 10
     """Episodes per task of each evaluation."""
     out: Path = Path("runs/context-probe.json")
+    modes: tuple[Mode, ...] = ("updated", "frozen", "swapped", "cls-frozen", "cls-swapped")
+    """Evaluations to run (each a full one); the cls-* modes only for ctd+history. The probe
+    comes with ``updated``."""
 
 
 class ProbedAgent(CollectiveAgent):
@@ -90,11 +99,8 @@ class ProbedAgent(CollectiveAgent):
         return self.learner.predict(observations, contexts)
 
 
-def _softmax_probe(train_x, train_y, test_x, test_y, classes: int, seed: int = 0) -> float:
-    """Balanced test accuracy of a multinomial logistic regression (standardised inputs, L2
-    1e-3)."""
-    if len(test_x) == 0 or len(train_x) == 0:
-        return float("nan")
+def _softmax_probe(train_x, train_y, test_x, classes: int, seed: int = 0) -> np.ndarray:
+    """Predicted classes of a multinomial logistic regression (standardised inputs, L2 1e-3)."""
     mean, std = train_x.mean(0), train_x.std(0) + 1e-6
     x = torch.as_tensor((train_x - mean) / std, dtype=torch.float32)
     y = torch.as_tensor(train_y)
@@ -111,15 +117,30 @@ def _softmax_probe(train_x, train_y, test_x, test_y, classes: int, seed: int = 0
     optim.step(closure)
     with torch.no_grad():
         test = torch.as_tensor((test_x - mean) / std, dtype=torch.float32)
-        predicted = layer(test).argmax(1).numpy()
-    # balanced: the mean recall over tasks, so an empty window scores chance (1 / tasks) even
-    # when the evaluator ran more episodes of one task than of another
-    recalls = [(predicted[test_y == c] == c).mean() for c in np.unique(test_y)]
-    return float(np.mean(recalls))
+        return layer(test).argmax(1).numpy()
 
 
-def probe_by_step(records: Sequence[tuple], tasks: Sequence[str]) -> dict:
-    """Accuracy per step bucket; an episode is numbered by the step-0 records of its env."""
+def recall_by_task(predicted: np.ndarray, truth: np.ndarray, tasks: Sequence[str]) -> dict:
+    """Per task: the share of its windows the probe names right, and the task it is most often
+    taken for (None when never wrong). Their mean is the balanced accuracy: an empty window
+    scores chance (1 / tasks) even when the evaluator ran more episodes of one task."""
+    result = {}
+    for c in np.unique(truth):
+        mine = predicted[truth == c]
+        wrong = mine[mine != c]
+        mistaken_for = tasks[np.bincount(wrong).argmax()] if len(wrong) else None
+        result[tasks[c]] = {"recall": float((mine == c).mean()), "mistaken_for": mistaken_for}
+    return result
+
+
+def probe_by_step(records: Sequence[tuple], tasks: Sequence[str], cls_dim: int | None = None):
+    """Accuracy per step bucket; an episode is numbered by the step-0 records of its env.
+
+    Columns: the whole context, its CLS part alone (``cls_dim`` given: ctd+history) and the raw
+    window (last 5 actions and rewards)."""
+    columns = {"context": lambda r: r[3], "raw window": lambda r: r[4]}
+    if cls_dim is not None:
+        columns["cls"] = lambda r: r[3][:cls_dim]
     episodes: dict[int, int] = {}
     rows = []
     for env, step, context, raw in records:
@@ -136,40 +157,45 @@ def probe_by_step(records: Sequence[tuple], tasks: Sequence[str]) -> dict:
             continue
         y_train = np.array([r[0] for r in train])
         y_test = np.array([r[0] for r in test])
-        accuracy = {}
-        for name, index in (("context", 3), ("raw window", 4)):
-            accuracy[name] = _softmax_probe(
-                np.stack([r[index] for r in train]),
+        bucket: dict = {"windows": len(test)}
+        for name, column in columns.items():
+            predicted = _softmax_probe(
+                np.stack([column(r) for r in train]),
                 y_train,
-                np.stack([r[index] for r in test]),
-                y_test,
+                np.stack([column(r) for r in test]),
                 len(tasks),
             )
-        result[f"{first}-{last}"] = accuracy | {"windows": len(test)}
+            by_task = recall_by_task(predicted, y_test, tasks)
+            bucket[name] = float(np.mean([t["recall"] for t in by_task.values()]))
+            bucket[f"{name} by task"] = by_task
+        result[f"{first}-{last}"] = bucket
     return result
 
 
 def main(args: Args) -> dict:
     torch.set_num_threads(1)
     learner = CollectiveSAC.load(args.checkpoint)
+    tasks = list(resolve_tasks(args.tasks))
     report: dict = {
         "checkpoint": str(args.checkpoint),
         "conditioning": learner.config.conditioning,
-        "tasks": list(args.tasks),
+        "tasks": tasks,
         "seed": args.seed,
         "episodes_per_task": args.episodes,
     }
-    modes = ["updated", "frozen", "swapped"]
-    if learner.config.conditioning == "ctd+history":
-        modes += ["cls-frozen", "cls-swapped"]
+    with_cls = learner.config.conditioning == "ctd+history"
+    modes = [m for m in args.modes if with_cls or not m.startswith("cls-")]
     for mode in modes:
         agent = ProbedAgent(learner, mode)
-        result = evaluate(agent, args.tasks, "official", args.seed, num_episodes=args.episodes)
+        result = evaluate(agent, tasks, "official", args.seed, num_episodes=args.episodes)
         report[mode] = result.success_by_task() | {"mean": result.mean_success}
         if mode == "updated":
-            report["probe"] = probe_by_step(agent.records, args.tasks)
+            cls_dim = learner.context.cls.dim if with_cls else None
+            report["probe"] = probe_by_step(agent.records, tasks, cls_dim)
         print(mode, json.dumps(report[mode]), flush=True)
-    print("probe", json.dumps(report["probe"], indent=1))
+    for bucket, columns in report.get("probe", {}).items():
+        means = {k: round(v, 3) for k, v in columns.items() if isinstance(v, float)}
+        print("probe", bucket, means, flush=True)
     write_json_atomic(args.out, report, indent=1)
     return report
 

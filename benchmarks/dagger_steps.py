@@ -48,6 +48,9 @@ class Args:
     ``benchmarks/encoder_variants.py``, trained on the same aggregate)."""
     normalize_context: bool = False
     """Standardise the context inputs (``CollectiveSACConfig.normalize_context``)."""
+    hidden: tuple[int, ...] | None = None
+    """Hidden widths of actor and critics in place of the run's (e.g. ``512 512 512``): can a
+    wider actor fit the aggregate the run's own could not?"""
     tasks: tuple[str, ...] | None = None
     """Evaluate on these tasks only (default: the run's)."""
 
@@ -66,7 +69,7 @@ def main(args: Args) -> None:
     last = rounds[-1]["round"]
     fields = {f.name for f in dataclasses.fields(CollectiveSACConfig)}
     options = {k: v for k, v in settings["collective"].items() if k in fields}
-    options["hidden"] = tuple(options["hidden"])
+    options["hidden"] = tuple(args.hidden or options["hidden"])
     collective = CollectiveSACConfig(
         **{**options, "seed": settings["seed"], "normalize_context": args.normalize_context}
     )
@@ -127,6 +130,7 @@ def main(args: Args) -> None:
         "dagger_final": read_json_object(args.run / "final.json", "final.json")["mean"],
         "encoder": None if args.encoder is None else str(args.encoder),
         "normalize_context": args.normalize_context,
+        "hidden": None if args.hidden is None else list(args.hidden),
         "tasks": None if args.tasks is None else list(args.tasks),
         "points": points,
     }
@@ -138,7 +142,7 @@ def main(args: Args) -> None:
 
 def _variant(row: dict) -> tuple:
     """What makes a row its own (a rerun of the same replaces it)."""
-    keys = ("encoder", "normalize_context", "tasks")
+    keys = ("encoder", "normalize_context", "hidden", "tasks")
     return (row["run"], *(json.dumps(row.get(k) or None) for k in keys))
 
 
@@ -148,6 +152,8 @@ def _name(row: dict) -> str:
         extras.append(f"encoder {Path(row['encoder']).parent.name}")
     if row.get("normalize_context"):
         extras.append("context standardised")
+    if row.get("hidden"):
+        extras.append("hidden " + "×".join(str(w) for w in row["hidden"]))
     if row.get("tasks"):
         extras.append("on " + ", ".join(t.removesuffix("-v3") for t in row["tasks"]))
     return row["conditioning"] + (f" ({'; '.join(extras)})" if extras else "")
@@ -161,7 +167,7 @@ def table(rows: list[dict]) -> str:
         "points, the final evaluation's at the last: "
         + ", ".join(sorted({str(r["points"][-1]["episodes_per_task"]) for r in rows}))
         + " per task); "
-        "`DAgger` is the run's own final round (warm-started 10k updates per round).",
+        "`DAgger` is the run's own final round (warm-started from round to round).",
         "",
         "| conditioning | view | seed | DAgger | "
         + " | ".join(f"{s / 1000:g}k" for s in steps)

@@ -58,3 +58,24 @@ def test_each_mode_changes_the_columns_it_names(mode, cls_step1, raw_step1):
     contexts = agent.act(np.zeros((ENVS, 2)), history)  # step 1
     np.testing.assert_array_equal(contexts[:, :CLS_DIM], cls_step1)
     np.testing.assert_array_equal(contexts[:, CLS_DIM:], raw_step1)
+
+
+def test_probe_scores_each_column_and_names_what_a_task_is_taken_for():
+    """The CLS part names the task, the raw window is one constant: the CLS column scores 1.0,
+    the raw window chance, and the whole context (which contains the CLS) 1.0."""
+    tasks = ["reach-v3", "push-v3", "pick-place-v3"]
+    rng = np.random.default_rng(0)
+    records = []
+    for _episode in range(4):
+        for env in range(3):
+            for step in range(3):
+                cls = np.eye(3)[env] * 5 + rng.normal(0, 0.1, 3)
+                records.append((env, step, np.concatenate([cls, [7.0]]), np.zeros(2)))
+    probe = PROBE.probe_by_step(records, tasks, cls_dim=3)
+    assert set(probe) == {"0-0", "1-1", "2-4"}
+    for bucket in probe.values():
+        assert bucket["cls"] == 1.0 and bucket["context"] == 1.0
+        assert bucket["raw window"] == pytest.approx(1 / 3)
+        assert bucket["cls by task"]["push-v3"] == {"recall": 1.0, "mistaken_for": None}
+        wrong = [t for t, r in bucket["raw window by task"].items() if r["recall"] == 0.0]
+        assert all(bucket["raw window by task"][t]["mistaken_for"] in tasks for t in wrong)
