@@ -89,6 +89,9 @@ class Args:
     cls_swap: float = 0.0
     """ctd+history cells: swap the CLS part of this share of each actor batch with another
     row's (a variant: see ``CollectiveSACConfig.cls_swap``; other conditionings ignore it)."""
+    hidden: tuple[int, ...] = DaggerConfig().collective.hidden
+    """Hidden widths of the collective's actor and critics (a variant: on MT50's aggregate a
+    fresh ``512 512 512`` collective fits far better than the default; see docs/dagger.md)."""
     screening_episodes: int = 10
     final_episodes: int = 50
     eval_seeds: tuple[int, ...] = (100,)
@@ -149,6 +152,7 @@ def dagger_config(args: Args, cell: Cell) -> DaggerConfig:
             normalize_context=args.normalize_context,
             actor_average=args.actor_average,
             cls_swap=args.cls_swap if cell.conditioning == "ctd+history" else 0.0,
+            hidden=args.hidden,
         ),
         collective_steps=args.collective_steps,
         encoder=args.encoder,
@@ -387,6 +391,7 @@ _VARIANT_SETTINGS = (
     "normalize_context",
     "actor_average",
     "cls_swap",
+    "hidden",
 )
 """Study settings a variant may change; the table names each one that differs from the study's."""
 

@@ -205,3 +205,14 @@ def test_the_cls_swap_variant_reaches_the_ctd_history_cells_only_and_names_itsel
     settings = json.loads(json.dumps(STUDY.dataclasses.asdict(args), default=str))
     results = {"teacher": 0.99, "teacher_ci": [0.98, 1.0], "rows": [], "settings": settings}
     assert STUDY.markdown(results).startswith("**Variant:** cls_swap=0.5 (otherwise")
+
+
+def test_the_hidden_width_variant_reaches_every_cell_and_names_itself():
+    args = STUDY.Args(conditionings=("ctd+history", "oracle"), seeds=(0,), hidden=(64, 64, 64))
+    for cell in STUDY.cells(args):
+        assert STUDY.dagger_config(args, cell).collective.hidden == (64, 64, 64)
+    settings = json.loads(json.dumps(STUDY.dataclasses.asdict(args), default=str))
+    results = {"teacher": 0.99, "teacher_ci": [0.98, 1.0], "rows": [], "settings": settings}
+    assert STUDY.markdown(results).startswith("**Variant:** hidden=[64, 64, 64] (otherwise")
+    default = json.loads(json.dumps(STUDY.dataclasses.asdict(STUDY.Args()), default=str))
+    assert "Variant" not in STUDY.markdown(results | {"settings": default})
