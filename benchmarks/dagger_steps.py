@@ -63,6 +63,21 @@ def _learner(args: Args, collective: CollectiveSACConfig) -> CollectiveSAC:
     return max(learners, key=lambda learner: learner.step, default=None) or collective.create()
 
 
+def _aggregate(args: Args, settings: dict, collective: CollectiveSACConfig, last: int):
+    """The run's final aggregate and the context of each of its rows (for ctd: the run's last
+    encoder, or ``--encoder``)."""
+    data = round_aggregate(args.run, last)
+    encoder = None
+    if collective.conditioning in ENCODER_CONDITIONINGS:
+        trained = 0 if settings.get("encoder_schedule") == "frozen" else last
+        own = args.run / f"round-{trained}" / "encoder" / "encoder.pt"
+        encoder = TrajectoryEncoder.load(args.encoder or own)
+    context = make_context(
+        collective.conditioning, data, encoder, history_steps=collective.history_steps
+    )
+    return data, context
+
+
 def main(args: Args) -> None:
     settings = read_json_object(args.run / "run.json", "run.json")["fingerprint"]
     rounds = read_json_object(args.run / "rounds.json", "rounds.json")["rounds"]
@@ -73,21 +88,15 @@ def main(args: Args) -> None:
     collective = CollectiveSACConfig(
         **{**options, "seed": settings["seed"], "normalize_context": args.normalize_context}
     )
-    data = round_aggregate(args.run, last)
-    encoder = None
-    if collective.conditioning in ENCODER_CONDITIONINGS:
-        trained = 0 if settings.get("encoder_schedule") == "frozen" else last
-        own = args.run / f"round-{trained}" / "encoder" / "encoder.pt"
-        encoder = TrajectoryEncoder.load(args.encoder or own)
-    context = make_context(
-        collective.conditioning, data, encoder, history_steps=collective.history_steps
-    )
     args.out.mkdir(parents=True, exist_ok=True)
-    learner = _learner(args, collective)
+    learner = None  # built with the aggregate and its contexts only when a point is untrained
     points = []
     for point in args.points:
         weights = args.out / f"steps-{point}.pt"
         if not weights.is_file():
+            if learner is None:
+                data, context = _aggregate(args, settings, collective, last)
+                learner = _learner(args, collective)
             learner.fit(
                 data,
                 point - learner.step,
@@ -125,7 +134,7 @@ def main(args: Args) -> None:
         "view": collective.view,
         "seed": settings["seed"],
         "rounds": last + 1,
-        "labelled_transitions": len(data),
+        "labelled_transitions": rounds[-1]["labelled_transitions"],
         "eval_seeds": settings["eval_seeds"],
         "dagger_final": read_json_object(args.run / "final.json", "final.json")["mean"],
         "encoder": None if args.encoder is None else str(args.encoder),

@@ -60,3 +60,43 @@ def test_missing_final_evaluation_is_an_error(tmp_path):
         p.unlink()
     with pytest.raises(FileNotFoundError, match="eval-50000"):
         STEPS.pooled_table(rows)
+
+
+def test_a_refold_of_trained_points_neither_loads_the_aggregate_nor_trains(tmp_path, monkeypatch):
+    """Every point's weights saved: the row is rebuilt from them and their evaluations, without
+    the minutes of building a 1M-row aggregate and its contexts; a `--hidden` row is its own."""
+    run = tmp_path / "run"
+    run.mkdir()
+    collective = {"conditioning": "ctd+history", "view": "full", "hidden": [300, 300]}
+    fingerprint = {"collective": collective, "seed": 0, "tasks": list(TASKS), "eval_seeds": [100]}
+    (run / "run.json").write_text(json.dumps({"fingerprint": fingerprint}))
+    rounds = [{"round": r, "labelled_transitions": 1000 * (r + 1)} for r in range(4)]
+    (run / "rounds.json").write_text(json.dumps({"rounds": rounds}))
+    (run / "final.json").write_text(json.dumps({"mean": 0.8}))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "steps-30000.pt").write_bytes(b"")
+
+    def refuse(*_):
+        raise AssertionError("the aggregate was built for a refold")
+
+    evaluated = []
+
+    def evaluation(config):
+        evaluated.append(config.checkpoint)
+        return {
+            "mean_success": 0.7,
+            "ci95": [0.6, 0.8],
+            "tasks": {t: {"success": 0.7} for t in TASKS},
+        }
+
+    monkeypatch.setattr(STEPS, "_aggregate", refuse)
+    monkeypatch.setattr(STEPS, "run_evaluation", evaluation)
+    results = tmp_path / "steps.json"
+    for hidden in (None, (512, 512, 512)):
+        STEPS.main(STEPS.Args(run=run, points=(30_000,), out=out, results=results, hidden=hidden))
+    rows = json.loads(results.read_text())["rows"]
+    assert evaluated == [out / "steps-30000.pt"] * 2
+    assert [r["hidden"] for r in rows] == [None, [512, 512, 512]]
+    assert {r["labelled_transitions"] for r in rows} == {4000}  # the last round's aggregate
+    assert "hidden 512×512×512" in results.with_suffix(".md").read_text()
