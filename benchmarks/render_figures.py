@@ -180,12 +180,14 @@ def _dagger_finals(name: str) -> str:
 
 #: The DAgger studies whose final rows the docs show, each a ``results/NAME.json`` and a
 #: block of that name: as scoped (10k actor updates per round), at 30k, the 30k
-#: ``ctd+history`` trained with ``cls_swap``, and MT50 (30k, one seed).
+#: ``ctd+history`` trained with ``cls_swap``, and MT50 (30k, one seed; and with a 512×512×512
+#: collective).
 DAGGER_STUDIES = (
     "dagger_mt10",
     "dagger_mt10_steps30k",
     "dagger_mt10_steps30k_clsswap",
     "dagger_mt50",
+    "dagger_mt50_wide",
 )
 
 
